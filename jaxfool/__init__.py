@@ -1,0 +1,1 @@
+"""jaxfool: fooling and explaining convolutional networks in JAX."""

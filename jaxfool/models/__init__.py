@@ -1,0 +1,26 @@
+"""Models as pure functions with named activations."""
+
+from jaxfool.models.mnist_cnn import MnistCNN, mnist_cnn
+from jaxfool.models.network import (
+    Network,
+    activation_shapes,
+    forward,
+    forward_with_taps,
+    logits_fn,
+    predict_proba,
+    Tap,
+    zero_taps,
+)
+
+__all__ = [
+    "MnistCNN",
+    "Network",
+    "activation_shapes",
+    "forward",
+    "forward_with_taps",
+    "logits_fn",
+    "mnist_cnn",
+    "predict_proba",
+    "Tap",
+    "zero_taps",
+]

@@ -1,0 +1,54 @@
+"""The MNIST CNN of the backwork study (jalexvig/cnn_backwork, after the TensorFlow "deep MNIST" tutorial).
+
+conv 5x5x32 SAME -> ReLU -> max-pool 2x2 -> conv 5x5x64 SAME -> ReLU -> max-pool 2x2 -> dense 1024 -> ReLU
+-> dense ``num_classes``. Inputs are ``[batch, 28, 28, 1]`` pixels in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import flax.linen as nn
+import jax
+
+from jaxfool.models.layers import max_pool_2x2
+from jaxfool.models.network import Network, Tap
+
+LAYERS = ("inputs", "conv0", "conv1", "fc", "logits")
+
+
+class MnistCNN(nn.Module):
+    """Named activations: ``inputs``, ``conv0`` and ``conv1`` (after ReLU and pooling), ``fc`` (dense 1024
+    before its ReLU, as in the study) and ``logits``.
+
+    ``relu`` is swappable so explanations can substitute a guided ReLU without a second model definition.
+    """
+
+    num_classes: int = 10
+    relu: Callable[[jax.Array], jax.Array] = nn.relu
+
+    @nn.compact
+    def __call__(self, x: jax.Array, taps: Mapping[str, jax.Array] | None = None) -> dict[str, jax.Array]:
+        t = Tap(taps)
+        x = t("inputs", x)
+        for i, features in enumerate((32, 64)):
+            x = nn.Conv(features, (5, 5), padding="SAME", name=f"conv{i}")(x)
+            # Pooling before the ReLU gives the same values as after it (both are monotone) on 4x fewer elements.
+            x = t(f"conv{i}", self.relu(max_pool_2x2(x)))
+        x = t("fc", nn.Dense(1024, name="fc")(x.reshape(x.shape[0], -1)))
+        t("logits", nn.Dense(self.num_classes, name="logits")(self.relu(x)))
+        return t.activations
+
+
+def mnist_cnn(num_classes: int = 10) -> Network:
+    """The backwork MNIST CNN as a :class:`~jaxfool.models.Network` (11 classes adds a "fooling" class)."""
+    names = tuple(str(i) for i in range(10)) + ("fooling",) * (num_classes - 10)
+    return Network(
+        name="mnist_cnn" if num_classes == 10 else f"mnist_cnn{num_classes}",
+        module=MnistCNN(num_classes=num_classes),
+        input_shape=(28, 28, 1),
+        layer_names=LAYERS,
+        bounds=(0.0, 1.0),
+        num_classes=num_classes,
+        class_names=names[:num_classes],
+    )
