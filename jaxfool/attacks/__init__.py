@@ -24,6 +24,7 @@ from jaxfool.attacks.perlin import PerlinParams, perlin_image, perlin_noise, per
 from jaxfool.attacks.sharding import replicate, shard_leading
 from jaxfool.attacks.transforms import (
     GradientTransform,
+    InputTransform,
     chain,
     identity_input,
     input_diversity,
@@ -37,6 +38,7 @@ __all__ = [
     "Attack",
     "AttackParams",
     "GradientTransform",
+    "InputTransform",
     "L2",
     "LINF",
     "Model",

@@ -20,6 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 from jax.tree_util import Partial
 
 from jaxfool import checks
@@ -111,12 +112,34 @@ def _attack_batch(attack, model, x, labels, params, key, bounds):
 
 @functools.partial(jax.jit, static_argnames=("attack", "bounds"))
 def _perturb(attack, model, x, labels, params, key, bounds):
-    return _attack_batch(attack, model, x, labels, params, key, bounds)
+    run = lambda model, x, labels, params, key: _attack_batch(attack, model, x, labels, params, key, bounds)
+    return _partitioned(run, model, x, labels, params, key, sweep=False)
 
 
 @functools.partial(jax.jit, static_argnames=("attack", "bounds"))
 def _sweep(attack, model, x, labels, params, key, bounds):
-    return jax.vmap(lambda p: _attack_batch(attack, model, x, labels, p, key, bounds))(params)
+    run = lambda model, x, labels, params, key: jax.vmap(
+        lambda p: _attack_batch(attack, model, x, labels, p, key, bounds)
+    )(params)
+    return _partitioned(run, model, x, labels, params, key, sweep=True)
+
+
+def _partitioned(run, model, x, labels, params, key, *, sweep: bool):
+    """``run(model, x, labels, params, key)``, with any *explicitly* sharded mesh axes switched to automatic partitioning.
+
+    Under explicit sharding every vmapped operand must agree on its mesh axis and JAX's batching rules for
+    convolutions merge the sweep and batch axes in ways explicit mode rejects; automatic (Shardy/GSPMD)
+    partitioning of the same program has no such constraints. The output keeps the inputs' leading axes.
+    """
+    x_sharding, p_sharding = jax.typeof(x).sharding, jax.typeof(params.eps).sharding
+    mesh = x_sharding.mesh if x_sharding.mesh.axis_names else p_sharding.mesh
+    explicit = tuple(getattr(mesh, "explicit_axes", ()))
+    if not explicit:
+        return run(model, x, labels, params, key)
+    lead = lambda sharding: sharding.spec[0] if len(sharding.spec) else None
+    spec = PartitionSpec(lead(p_sharding), lead(x_sharding)) if sweep else PartitionSpec(lead(x_sharding))
+    auto = jax.sharding.auto_axes(run, axes=explicit, out_sharding=NamedSharding(mesh, spec))
+    return auto(model, x, labels, params, key)
 
 
 def _as_pytree(model: Model) -> Partial:
@@ -141,7 +164,8 @@ def _validate(attack, model, x, labels, params, bounds, *, sweep: bool) -> tuple
         sizes = {np.shape(v)[0] for v in params if np.ndim(v) == 1}
         if len(sizes) != 1 or any(np.ndim(v) > 1 for v in params):
             raise ValueError(f"sweep params must be scalars or [K] vectors of one length K, got {_shapes(params)}")
-        params = AttackParams(*(jnp.broadcast_to(v, (sizes.pop(),)) for v in params))
+        k = sizes.pop()
+        params = AttackParams(*(jnp.broadcast_to(v, (k,)) for v in params))
     elif any(np.ndim(v) for v in params):
         raise ValueError(f"perturb params must be scalars, got {_shapes(params)}; use sweep for [K] settings")
     if not _is_concrete(x, labels, params):

@@ -71,17 +71,23 @@ class Attack:
             raise ValueError(f"{self.name}: resize_rate={self.resize_rate} must be in (0, 1]")
 
     def params(self, eps: ArrayLike, **overrides: ArrayLike) -> AttackParams:
-        """This attack's default :class:`AttackParams` at radius ``eps``; ``overrides`` replace fields."""
+        """This attack's default :class:`AttackParams` at radius ``eps``; ``overrides`` replace fields.
+
+        Fields are float32 arrays broadcast to one shape: pass ``eps`` (or any override) as a ``[K]`` vector to get
+        the ``[K]`` settings of a :func:`~jaxfool.attacks.sweep`.
+        """
         default_step = self.rel_step
         if default_step is None:
             default_step = (2.5 if self.random_start else 1.0) / self.steps
         base = AttackParams(eps=eps, rel_step=default_step, decay=self.decay, diversity_prob=self.diversity_prob)
         try:
-            return base._replace(**overrides)
+            fields = [jnp.asarray(v, jnp.float32) for v in base._replace(**overrides)]
         except ValueError:
             raise ValueError(
                 f"unknown attack parameter in {sorted(overrides)}; valid: {', '.join(AttackParams._fields)}"
             ) from None
+        shape = jnp.broadcast_shapes(*(f.shape for f in fields))
+        return AttackParams(*(jnp.broadcast_to(f, shape) for f in fields))
 
     def __call__(
         self, model: Model, x: Array, label: ArrayLike, params: AttackParams, *, key: Array, bounds: tuple[float, float]

@@ -83,7 +83,7 @@ def iterate(
         steps: number of steps (static).
         objective: ``(logits, label) -> scalar`` to maximise.
         grad_transform: gradient -> step direction.
-        input_transform: ``(x, params, key) -> x'`` applied before each gradient.
+        input_transform: applied to ``x + delta`` before each gradient.
         norm: the threat model's norm.
         bounds: valid ``(low, high)`` input range.
         random_start: start from a uniform point of the ball instead of ``x``.
@@ -94,19 +94,22 @@ def iterate(
     """
     eps = jnp.asarray(params.eps, x.dtype)
     step = eps * jnp.asarray(params.rel_step, x.dtype)
-    start_key, loop_key = jax.random.split(key)
-    delta = norm.sample(start_key, x.shape, eps) if random_start else jnp.zeros_like(x)
+    # All randomness in one PRNG call (see transforms.py): the start point, then each step's input transform.
+    n_start = norm.num_uniforms(x.shape) if random_start else 0
+    n_step = input_transform.num_uniforms
+    u = jax.random.uniform(key, (n_start + steps * n_step,), x.dtype) if n_start + n_step else jnp.zeros((0,))
+    delta = norm.sample(u[:n_start], x.shape, eps) if random_start else jnp.zeros_like(x)
     delta = clip_perturbation(x, delta, bounds)
 
-    def ascent_direction(delta: Array, state, step_key: Array):
+    def ascent_direction(delta: Array, state, u_step: Array):
         def f(d: Array) -> Array:
-            return objective(model(input_transform(x + d, params, step_key)[None])[0], label)
+            return objective(model(input_transform.apply(x + d, params, u_step)[None])[0], label)
 
         return grad_transform.update(jax.grad(f)(delta), state, params)
 
     def body(i, carry):
         delta, state = carry
-        direction, state = ascent_direction(delta, state, jax.random.fold_in(loop_key, i))
+        direction, state = ascent_direction(delta, state, jax.lax.dynamic_slice_in_dim(u, n_start + i * n_step, n_step))
         delta = norm.project(delta + step * direction, eps)
         return clip_perturbation(x, delta, bounds), state
 

@@ -2,8 +2,10 @@
 
 * A :class:`GradientTransform` turns the raw input gradient into the step direction, carrying explicit state
   (momentum): :func:`steepest` (sign for L-inf, L2-normalise for L2), :func:`momentum`, composed by :func:`chain`.
-* An input transform ``(x, params, key) -> x'`` is applied before each gradient evaluation:
-  :func:`identity_input`, or :func:`input_diversity` (random resize and pad, Xie et al. 2019).
+* An :class:`InputTransform` is applied before each gradient evaluation: :data:`identity_input`, or
+  :func:`input_diversity` (random resize and pad, Xie et al. 2019). It receives its randomness as uniform numbers
+  that the step loop draws for all steps in one PRNG call: every PRNG call site in a program costs XLA:CPU about
+  half a second of compile time, more than a small model's whole attack.
 
 Hyperparameters (``params``, an :class:`~jaxfool.attacks.AttackParams`) are passed at call time, not closed
 over, so they can be traced and swept with ``jax.vmap``.
@@ -20,7 +22,6 @@ import jax.numpy as jnp
 from jaxfool.attacks.norms import Norm
 
 Array = jax.Array
-InputTransform = Callable[[Array, Any, Array], Array]
 
 
 class GradientTransform(NamedTuple):
@@ -67,10 +68,20 @@ def chain(*transforms: GradientTransform) -> GradientTransform:
     return GradientTransform(init=lambda x: tuple(t.init(x) for t in transforms), update=update)
 
 
-def identity_input(x: Array, params: Any, key: Array) -> Array:
-    """The input transform that leaves ``x`` unchanged."""
-    del params, key
-    return x
+class InputTransform(NamedTuple):
+    """A random input transformation.
+
+    Attributes:
+        num_uniforms: how many uniform numbers in ``[0, 1)`` one application consumes.
+        apply: ``(x [H, W, C], params, u [num_uniforms]) -> x'`` of the same shape.
+    """
+
+    num_uniforms: int
+    apply: Callable[[Array, Any, Array], Array]
+
+
+identity_input = InputTransform(num_uniforms=0, apply=lambda x, params, u: x)
+"""The input transform that leaves ``x`` unchanged."""
 
 
 def input_diversity(resize_rate: float = 0.9) -> InputTransform:
@@ -85,19 +96,18 @@ def input_diversity(resize_rate: float = 0.9) -> InputTransform:
     if not 0.0 < resize_rate <= 1.0:
         raise ValueError(f"input_diversity resize_rate={resize_rate} must be in (0, 1]")
 
-    def transform(x: Array, params: Any, key: Array) -> Array:
-        apply_key, size_key, top_key, left_key = jax.random.split(key, 4)
+    def apply(x: Array, params: Any, u: Array) -> Array:
         h, w = x.shape[0], x.shape[1]
-        scale = jax.random.uniform(size_key, minval=resize_rate, maxval=1.0)
+        scale = resize_rate + (1.0 - resize_rate) * u[1]
         rh = jnp.clip(jnp.round(scale * h), 1, h).astype(jnp.int32)
         rw = jnp.clip(jnp.round(scale * w), 1, w).astype(jnp.int32)
-        top = jax.random.randint(top_key, (), 0, h - rh + 1)
-        left = jax.random.randint(left_key, (), 0, w - rw + 1)
+        top = jnp.minimum(jnp.floor(u[2] * (h - rh + 1)), h - rh).astype(jnp.int32)
+        left = jnp.minimum(jnp.floor(u[3] * (w - rw + 1)), w - rw).astype(jnp.int32)
         rows, cols = _nearest_selection(h, rh, top), _nearest_selection(w, rw, left)
         diverse = jnp.einsum("is,jt,stc->ijc", rows, cols, x, precision=jax.lax.Precision.HIGHEST)
-        return jnp.where(jax.random.uniform(apply_key) < params.diversity_prob, diverse, x)
+        return jnp.where(u[0] < params.diversity_prob, diverse, x)
 
-    return transform
+    return InputTransform(num_uniforms=4, apply=apply)
 
 
 def _nearest_selection(size: int, new_size: Array, offset: Array) -> Array:
