@@ -277,7 +277,7 @@ def test_targeted_attacks_hit_their_targets_on_the_trained_cnn(trained_mnist, mn
     x, y = mnist.test_images[:16], mnist.test_labels[:16]
     targets = (y + 1 + np.arange(16) % 9) % 10
     for loss in ("ce", "margin"):
-        pgd = attacks.get_attack("pgd", steps=20, loss=loss, targeted=True)
+        pgd = attacks.get_attack("pgd", steps=40, loss=loss, targeted=True)
         x_adv = attacks.perturb(pgd, model, x, targets, pgd.params(0.3), key=jax.random.key(0), bounds=net.bounds)
         hit = np.mean(np.asarray(model(x_adv).argmax(-1)) == targets)
         assert hit >= 0.9, f"{loss}: {hit:.0%} of targets reached"
