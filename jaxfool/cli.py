@@ -1,13 +1,16 @@
 """Command line of the experiments: ``--config configs/NAME.py [--config.field=value ...]``.
 
-Config files define ``get_config()`` returning a dataclass; ``ml_collections.config_flags`` loads it and
-applies the overrides, as in the flax examples and big_vision. This module adds what a user needs on top:
-a one-line error for a misspelt or ill-typed field that lists the valid fields, and validation of the final
-config (each dataclass's ``validate()``).
+The flag syntax is that of ``ml_collections.config_flags`` (flax examples, big_vision): a config file whose
+``get_config()`` returns the config, and dotted overrides. jaxfool's configs are typed dataclasses with
+modern annotations (``str | None``, ``tuple[int, ...]``), which ``config_flags`` cannot parse (it calls
+``issubclass`` on postponed string annotations), so the overrides are applied here, typed by the
+dataclass annotations. A misspelt or ill-typed field is a one-line error listing the valid fields; the final
+config is validated (types, then each dataclass's ``validate()``) before anything runs.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import importlib.util
@@ -18,8 +21,6 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from absl import app
-from ml_collections import config_flags
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,17 @@ class ConfigError(ValueError):
 
 def load_config_file(path: str) -> Any:
     """Executes a config file and returns its ``get_config()``."""
-    spec = importlib.util.spec_from_file_location("_jaxfool_config", path)
+    name = "_jaxfool_config_" + "".join(c if c.isalnum() else "_" for c in str(path))
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"cannot load config file {path!r}; pass a Python file such as configs/backwork_mnist.py")
     module = importlib.util.module_from_spec(spec)
+    # Registered because dataclasses and typing.get_type_hints look the module up by name.
+    sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except FileNotFoundError:
+        del sys.modules[name]
         raise ConfigError(f"config file {path!r} does not exist; see the configs/ folder") from None
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path!r} has no get_config() function")
@@ -116,14 +121,6 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _override_paths(argv: Sequence[str]) -> list[str]:
-    paths = []
-    for arg in argv:
-        if arg.startswith("--config."):
-            paths.append(arg[len("--config.") :].split("=", 1)[0])
-    return paths
-
-
 def _config_path(argv: Sequence[str]) -> str | None:
     for i, arg in enumerate(argv):
         if arg == "--config" and i + 1 < len(argv):
@@ -133,30 +130,76 @@ def _config_path(argv: Sequence[str]) -> str | None:
     return None
 
 
+def parse(argv: Sequence[str]) -> Any:
+    """Returns the validated config for ``argv`` (``[program, --config FILE, --config.a.b=value, ...]``).
+
+    Raises:
+        ConfigError: a missing file, unknown field, ill-typed or invalid value, as one line.
+    """
+    args = list(argv[1:])
+    path = _config_path(args)
+    if path is None:
+        raise ConfigError("missing --config; e.g. --config configs/backwork_mnist.py")
+    config = load_config_file(path)
+    for arg in args:
+        if arg.startswith("--config."):
+            if "=" not in arg:
+                raise ConfigError(f"{arg} has no value; write it as {arg}=VALUE")
+            field, text = arg[len("--config.") :].split("=", 1)
+            set_field(config, field, text)
+        elif arg not in ("--config", path) and not arg.startswith("--config="):
+            raise ConfigError(f"unexpected argument {arg!r}; use --config FILE and --config.FIELD=VALUE")
+    validate(config)
+    return config
+
+
+def set_field(config: Any, path: str, text: str) -> None:
+    """Sets the dotted field ``path`` of ``config`` from its command-line text, typed by its annotation.
+
+    Strings may be given bare (``--config.data.source=embedded``); tuples as Python literals
+    (``--config.backwork.labels='(0, 1)'``); ``None`` as ``none`` or ``None``.
+    """
+    check_override_names(config, [path])
+    *parents, name = path.split(".")
+    holder = config
+    for part in parents:
+        holder = getattr(holder, part)
+    tp = typing.get_type_hints(type(holder))[name]
+    value = _parse_value(text, tp)
+    if not _matches(value, tp):
+        raise ConfigError(f"--config.{path}={text!r} is not a valid {_type_name(tp)}")
+    setattr(holder, name, value)
+
+
+def _parse_value(text: str, tp: Any) -> Any:
+    if text in ("none", "None") and _matches(None, tp):
+        return None
+    if tp is str or (typing.get_origin(tp) in (typing.Union, types.UnionType) and str in typing.get_args(tp)):
+        return text
+    if tp is bool:
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # reported by the type check as ill-typed
+    if typing.get_origin(tp) is tuple and isinstance(value, (list, int, float)):
+        value = tuple(value) if isinstance(value, list) else (value,)
+    return value
+
+
 def main(run: Callable[[Any], Any], argv: Sequence[str] | None = None) -> None:
     """Parses ``--config FILE --config.a.b=value ...`` and calls ``run(config)``.
 
     Errors in the config (missing file, unknown field, wrong type, invalid value) end the program with one
     line on stderr and exit status 2, before anything is written.
     """
-    argv = list(sys.argv if argv is None else argv)
     try:
-        path = _config_path(argv[1:])
-        if path is None:
-            raise ConfigError("missing --config; e.g. --config configs/backwork_mnist.py")
-        check_override_names(load_config_file(path), _override_paths(argv[1:]))
+        config = parse(list(sys.argv if argv is None else argv))
     except ConfigError as e:
-        sys.exit(f"error: {e}")
-
-    flag = config_flags.DEFINE_config_file("config", default=None, help_string="Config file (get_config()).")
-
-    def _main(_):
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
-        config = flag.value
-        try:
-            validate(config)
-        except ConfigError as e:
-            sys.exit(f"error: {e}")
-        run(config)
-
-    app.run(_main, argv=argv)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
+    run(config)
