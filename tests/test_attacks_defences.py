@@ -83,3 +83,16 @@ def test_fgsm_training_and_distillation_run_on_a_small_mlp(mnist):
     np.testing.assert_allclose(forward(hot, student, mnist.test_images[:50])[0], z_student / 10.0, rtol=1e-5)
     # Trained at T=10 and used at T=1, the student's softmax saturates: confident far beyond the teacher's.
     assert float(jnp.median(jax.nn.softmax(z_student).max(-1))) > 0.99
+
+
+def test_network_model_routes_flax_convs_through_conv2d_with_equal_values_and_gradients(trained_mnist, mnist):
+    net, params = trained_mnist
+    x = jnp.asarray(mnist.test_images[:4])
+    fast = attacks.network_model(net, params)
+    plain = attacks.network_model(net, params, canonical_convs=False)
+    np.testing.assert_allclose(fast(x), plain(x), rtol=1e-5, atol=1e-5)
+    grad = lambda model: jax.grad(lambda v: jnp.sum(jax.nn.log_softmax(model(v))[:, 3]))(x)
+    np.testing.assert_allclose(grad(fast), grad(plain), rtol=1e-4, atol=1e-6)
+    loop = lambda model: jax.jit(lambda v: jax.lax.fori_loop(
+        0, 2, lambda i, u: u + jax.grad(lambda w: jnp.sum(model(w)))(u), v)).lower(x).compile().as_text()
+    assert "_01oi->" in loop(plain) and "_01oi->" not in loop(fast)

@@ -26,6 +26,7 @@ from jax.tree_util import Partial
 from jaxfool import checks
 from jaxfool.attacks.gradient import Attack
 from jaxfool.attacks.loop import AttackParams, Model
+from jaxfool.models.layers import canonical_conv_gradients
 from jaxfool.models.network import Network, Params, forward
 
 Array = jax.Array
@@ -36,18 +37,25 @@ class _NetworkLogits:
     """``(params, x) -> logits`` for one network; hashable, so ``Partial`` treedefs compare equal by value."""
 
     net: Network
+    canonical_convs: bool = True
 
     def __call__(self, params: Params, x: Array) -> Array:
-        return forward(self.net, params, x)[0]
+        if not self.canonical_convs:
+            return forward(self.net, params, x)[0]
+        with canonical_conv_gradients():
+            return forward(self.net, params, x)[0]
 
 
-def network_model(net: Network, params: Params) -> Partial:
+def network_model(net: Network, params: Params, *, canonical_convs: bool = True) -> Partial:
     """The model function ``x [batch, H, W, C] -> logits`` of ``net`` as a pytree whose leaves are ``params``.
 
     Use it rather than :func:`jaxfool.models.logits_fn` when passing the model to :func:`perturb`/:func:`sweep`
-    or through your own ``jit``: the weights stay arguments, so new weights do not recompile.
+    or through your own ``jit``: the weights stay arguments, so new weights do not recompile. With
+    ``canonical_convs`` the model's ``flax.linen.Conv`` layers run under
+    :func:`jaxfool.models.layers.canonical_conv_gradients` (same values; input gradients 3-4x faster inside the
+    attack's step loop on CPU).
     """
-    return Partial(_NetworkLogits(net), params)
+    return Partial(_NetworkLogits(net, canonical_convs), params)
 
 
 def perturb(

@@ -89,3 +89,38 @@ class Conv(nn.Module):
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
         return y
+
+
+def _canonical_conv_interceptor(next_fun, args, kwargs, context):
+    """Runs an eligible ``flax.linen.Conv`` call through :func:`conv2d` with the module's own parameters."""
+    module = context.module
+    if type(module) is not nn.Conv or context.method_name != "__call__" or kwargs or len(args) != 1:
+        return next_fun(*args, **kwargs)
+    x = args[0]
+    ones = (None, 1, (1, 1))
+    eligible = (
+        getattr(x, "ndim", 0) == 4 and len(module.kernel_size) == 2 and module.feature_group_count == 1
+        and module.mask is None and module.input_dilation in ones and module.kernel_dilation in ones
+        and module.dtype in (None, jnp.float32) and x.dtype == jnp.float32
+        and module.has_variable("params", "kernel") and (not module.use_bias or module.has_variable("params", "bias"))
+        and (module.padding in ("SAME", "VALID") or not isinstance(module.padding, str))
+    )
+    if not eligible:
+        return next_fun(*args, **kwargs)
+    strides = (1, 1) if module.strides in (None, 1) else tuple(module.strides)
+    if isinstance(module.padding, str):
+        pads = jax.lax.padtype_to_pads(x.shape[1:3], module.kernel_size, strides, module.padding)
+    else:
+        pads = [(p, p) if isinstance(p, int) else p for p in module.padding]
+    y = conv2d(x, module.get_variable("params", "kernel"), strides, tuple(tuple(p) for p in pads))
+    return y + module.get_variable("params", "bias") if module.use_bias else y
+
+
+def canonical_conv_gradients():
+    """Context manager under which every eligible ``flax.linen.Conv`` (2-D, float32, no dilation or groups) runs
+    through :func:`conv2d`: same parameters and values, but input gradients XLA:CPU runs fast inside loops.
+
+    It acts while a model is traced, so wrap the model call, e.g. in an attack's model function
+    (:func:`jaxfool.attacks.network_model` does this).
+    """
+    return nn.intercept_methods(_canonical_conv_interceptor)
