@@ -31,7 +31,7 @@ class TransferConfig:
 
     models: tuple[str, ...] = ("mnist_cnn", "mnist_mlp", "mnist_resnet")
     attacks: tuple[str, ...] = ("fgsm", "ifgsm", "mifgsm", "di2fgsm", "mdi2fgsm")
-    eps: float = 0.2
+    eps: float = 0.3
     steps: int = 10
     decay: float = 1.0
     diversity_prob: float = 0.5

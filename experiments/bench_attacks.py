@@ -140,7 +140,7 @@ def _input_gradient_times(net, params, model, x, y, repeats) -> dict[str, float]
     except ImportError:
         return out
     tnet = torch_cnn(params)
-    xt, yt = torch.from_numpy(np.asarray(x)).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(np.asarray(y)).long()
+    xt, yt = torch.from_numpy(np.array(x)).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(np.array(y)).long()
 
     def torch_grad():
         v = xt.clone().requires_grad_(True)
@@ -166,7 +166,7 @@ def _torchattacks(params, x, y, eps, b, metrics) -> float | None:
         log.warning("torchattacks skipped: %s", e)
         return None
     tnet = torch_cnn(params)
-    xt, yt = torch.from_numpy(np.asarray(x)).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(np.asarray(y)).long()
+    xt, yt = torch.from_numpy(np.array(x)).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(np.array(y)).long()
     with torch.no_grad():
         diff = np.abs(tnet(xt).numpy() - np.asarray(attacks.network_model(mnist_cnn(), params)(x))).max()
     metrics["torch_logit_max_abs_diff"] = float(diff)
