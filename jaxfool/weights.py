@@ -18,9 +18,10 @@ Command line::
     python -m jaxfool.weights fetch vgg16 [--no-top] [--dest DIR]   # download (hash-checked) and convert
     python -m jaxfool.weights convert FILE [--dest DIR] [--no-hash-check] [--overwrite]
 
-A checkpoint is a folder holding ``params/`` (orbax) and ``jaxfool_weights.json`` (source, MD5,
-``include_top``, preprocessing). It is written into a temporary sibling folder and renamed into place, so a
-failed import or an interrupted write leaves nothing behind.
+A checkpoint is a :mod:`jaxfool.checkpoints` folder: ``params/`` (orbax) and ``meta.json`` (source, MD5,
+``include_top``, preprocessing). Files are validated completely before anything is written, and the folder
+is written under a temporary name and renamed into place, so a failed import or an interrupted write leaves
+nothing behind.
 """
 
 from __future__ import annotations
@@ -29,12 +30,10 @@ import argparse
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -44,6 +43,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxfool import checkpoints
 from jaxfool.models.network import Network, Params
 from jaxfool.models.vgg16 import BLOCKS, CONV_LAYERS, IMAGE_SIZE, NUM_CLASSES, vgg16
 
@@ -55,7 +55,7 @@ KERAS_FILES = {
     True: ("vgg16_weights_tf_dim_ordering_tf_kernels.h5", "64373286793e3c8b2b4e3219cbf3544b"),
     False: ("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "6d6bbae143d832006294945121d1f1fc"),
 }
-METADATA_FILE = "jaxfool_weights.json"
+METADATA_FILE = "meta.json"  # written by jaxfool.checkpoints
 _FORMAT = 1
 # torchvision's vgg16: the Conv2d positions in `features` (ReLUs and max-pools in between) and the Linear
 # positions in `classifier` (ReLU and Dropout in between).
@@ -91,9 +91,9 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "jaxfool" / "weights"
 
 
-def file_md5(path: str | os.PathLike) -> str:
-    """Hex MD5 of a file, read in chunks."""
-    digest = hashlib.md5()
+def file_digest(path: str | os.PathLike, algorithm: str = "md5") -> str:
+    """Hex digest (MD5 by default) of a file, read in chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
@@ -155,7 +155,7 @@ def import_keras_h5(path: str | os.PathLike, *, check_hash: bool = True) -> tupl
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"no weights file at {path}; fetch it with `python -m jaxfool.weights fetch vgg16`")
-    md5 = file_md5(path)
+    md5 = file_digest(path)
     official = {digest: top for top, (_, digest) in KERAS_FILES.items()}
     if check_hash and md5 not in official:
         raise WeightsError(
@@ -234,6 +234,16 @@ def _read_state_dict(path: Path) -> dict[str, np.ndarray]:
     return {k: v.detach().to(torch.float32).numpy() for k, v in state.items() if hasattr(v, "detach")}
 
 
+def _fc1_rows(kernel: np.ndarray, *, to_torch: bool) -> np.ndarray:
+    """Permutes ``fc1``'s input rows between VGG16's NHWC flatten of block5_pool and torchvision's NCHW one."""
+    size, channels = IMAGE_SIZE // 2 ** len(BLOCKS), BLOCKS[-1][1]
+    if kernel.shape[0] != size * size * channels:
+        raise WeightsError(f"fc1 kernel has {kernel.shape[0]} input rows, VGG16 needs {size * size * channels}")
+    if to_torch:
+        return kernel.reshape(size, size, channels, -1).transpose(2, 0, 1, 3).reshape(kernel.shape)
+    return kernel.reshape(channels, size, size, -1).transpose(1, 2, 0, 3).reshape(kernel.shape)
+
+
 def import_torchvision(path: str | os.PathLike) -> tuple[Params, dict[str, Any]]:
     """Reads VGG16 parameters from torchvision's ``vgg16`` state dict (``.pth`` or ``.safetensors``).
 
@@ -249,7 +259,7 @@ def import_torchvision(path: str | os.PathLike) -> tuple[Params, dict[str, Any]]
     prefix = re.search(r"-([0-9a-f]{8,})\.", path.name)
     sha = None
     if prefix:
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        sha = file_digest(path, "sha256")
         if not sha.startswith(prefix.group(1)):
             raise WeightsError(
                 f"{path}: SHA-256 {sha[:12]}... does not start with the {prefix.group(1)} in its name; "
@@ -268,7 +278,6 @@ def import_torchvision(path: str | os.PathLike) -> tuple[Params, dict[str, Any]]
         raise WeightsError(
             f"{path}: not torchvision's vgg16 layout: missing {missing[:4] or 'none'}, unexpected {extra[:4] or 'none'}"
         )
-    shapes = param_shapes(include_top)
     params: dict[str, dict[str, np.ndarray]] = {}
     for name, i in zip(CONV_LAYERS, _TORCH_FEATURES, strict=True):
         w = state[f"features.{i}.weight"]
@@ -281,17 +290,31 @@ def import_torchvision(path: str | os.PathLike) -> tuple[Params, dict[str, Any]]
             if w.ndim != 2:
                 raise WeightsError(f"{path}: classifier.{i}.weight has shape {w.shape}, expected (out, in)")
             params[name] = {"kernel": w.T, "bias": state[f"classifier.{i}.bias"]}
-        _check_params(params, include_top, str(path))
-        # torchvision flattens block5_pool as (C, H, W); VGG16 here as (H, W, C).
-        c = shapes["block5_conv3"]["bias"][0]
-        hw = math.isqrt(shapes["fc1"]["kernel"][0] // c)
-        k = params["fc1"]["kernel"]
-        params["fc1"]["kernel"] = k.reshape(c, hw, hw, -1).transpose(1, 2, 0, 3).reshape(k.shape)
+        params["fc1"]["kernel"] = _fc1_rows(params["fc1"]["kernel"], to_torch=False)
     _check_params(params, include_top, str(path))
     params = {n: {k: np.ascontiguousarray(v, np.float32) for k, v in p.items()} for n, p in params.items()}
     info = {"source": "torchvision", "file": path.name, "sha256": sha, "include_top": include_top,
             "preprocessing": "torch"}
     return params, info
+
+
+def to_torchvision(params: Params) -> dict[str, np.ndarray]:
+    """The inverse of :func:`import_torchvision`: VGG16 params as torchvision's ``vgg16`` state dict (numpy
+    arrays; ``torch.from_numpy`` each to load them), so a PyTorch peer can run with the same weights."""
+    include_top = "fc1" in params
+    _check_params(params, include_top, "params")
+    state = {}
+    for name, i in zip(CONV_LAYERS, _TORCH_FEATURES, strict=True):
+        state[f"features.{i}.weight"] = np.ascontiguousarray(np.asarray(params[name]["kernel"]).transpose(3, 2, 0, 1))
+        state[f"features.{i}.bias"] = np.asarray(params[name]["bias"])
+    if include_top:
+        for name, i in zip(_TOP, _TORCH_CLASSIFIER, strict=True):
+            kernel = np.asarray(params[name]["kernel"])
+            if name == "fc1":
+                kernel = _fc1_rows(kernel, to_torch=True)
+            state[f"classifier.{i}.weight"] = np.ascontiguousarray(kernel.T)
+            state[f"classifier.{i}.bias"] = np.asarray(params[name]["bias"])
+    return state
 
 
 def import_weights(path: str | os.PathLike, *, check_hash: bool = True) -> tuple[Params, dict[str, Any]]:
@@ -311,62 +334,51 @@ def import_weights(path: str | os.PathLike, *, check_hash: bool = True) -> tuple
 def save_checkpoint(
     params: Params, path: str | os.PathLike, *, metadata: Mapping[str, Any], overwrite: bool = False
 ) -> Path:
-    """Writes ``params`` and ``metadata`` as a checkpoint folder at ``path``, atomically.
+    """Writes ``params`` and ``metadata`` as a checkpoint folder at ``path`` (:mod:`jaxfool.checkpoints`).
 
-    Everything is written into a temporary sibling folder that is renamed to ``path`` only when complete;
-    on any error the temporary folder is removed and ``path`` is untouched.
+    The folder is written under a temporary name and renamed into place when complete; on any error nothing
+    is left behind and an existing checkpoint being overwritten is kept.
     """
-    import orbax.checkpoint as ocp
-
     path = Path(path).absolute()
     include_top = bool(metadata.get("include_top", "fc1" in params))
     _check_params(params, include_top, "checkpoint to save")
-    if path.exists() and not overwrite:
+    meta = {"format": _FORMAT, "model": "vgg16", **metadata, "include_top": include_top}
+    if not path.exists():
+        return checkpoints.save(path, params, meta)
+    if not overwrite:
         raise WeightsError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
-    old = None
-    try:
-        ocp.PyTreeCheckpointer().save(tmp / "params", jax.tree.map(np.asarray, params))
-        meta = {"format": _FORMAT, "model": "vgg16", **metadata, "include_top": include_top}
-        (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            path.rename(old)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not path.exists():
-            old.rename(path)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    staged = checkpoints.save(path.with_name(f".{path.name}.new-{os.getpid()}"), params, meta)
+    old = path.rename(path.with_name(f".{path.name}.old-{os.getpid()}"))
+    staged.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
     return path
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``jaxfool_weights.json`` of a checkpoint folder."""
+    """The metadata of a checkpoint folder (source, MD5, ``include_top``, preprocessing)."""
     path = Path(path)
-    meta_file = path / METADATA_FILE
-    if not meta_file.is_file() or not (path / "params").is_dir():
+    if not checkpoints.exists(path):
         raise WeightsError(
             f"{path} is not a jaxfool weights checkpoint (no {METADATA_FILE} and params/); "
             "make one with `python -m jaxfool.weights convert FILE`"
         )
-    return json.loads(meta_file.read_text())
+    return json.loads((path / METADATA_FILE).read_text())
 
 
 def restore_checkpoint(path: str | os.PathLike) -> tuple[Params, dict[str, Any]]:
-    """Reads a checkpoint written by :func:`save_checkpoint`: ``(params as numpy float32, metadata)``."""
-    import orbax.checkpoint as ocp
-
+    """Reads a checkpoint written by :func:`save_checkpoint`: ``(params, metadata)``."""
     path = Path(path).absolute()
     meta = read_metadata(path)
+    like = {
+        name: {kind: jax.ShapeDtypeStruct(shape, np.float32) for kind, shape in shapes.items()}
+        for name, shapes in param_shapes(bool(meta.get("include_top"))).items()
+    }
     try:
-        params = ocp.PyTreeCheckpointer().restore(path / "params")
+        params, _ = checkpoints.restore(path, like)
+    except ValueError as e:
+        raise WeightsError(str(e)) from None
     except Exception as e:  # noqa: BLE001 -- orbax/tensorstore raise many types for damaged checkpoints
         raise WeightsError(f"{path}: the orbax checkpoint cannot be read ({type(e).__name__}); convert it again")
-    _check_params(params, bool(meta.get("include_top")), str(path))
     return params, meta
 
 

@@ -37,7 +37,7 @@ def notop_file(tmp_path_factory, notop):
 def test_import_official_layout_roundtrips(notop_file, notop):
     params, info = W.import_keras_h5(notop_file, check_hash=False)
     assert info == {
-        "source": "keras_h5", "file": notop_file.name, "md5": W.file_md5(notop_file), "include_top": False,
+        "source": "keras_h5", "file": notop_file.name, "md5": W.file_digest(notop_file), "include_top": False,
         "preprocessing": "caffe",
     }
     assert jax.tree.structure(params) == jax.tree.structure(notop)
@@ -100,7 +100,7 @@ def test_checkpoint_restores_bit_identical_logits(tmp_path, notop_file):
     ckpt = W.convert(notop_file, tmp_path / "vgg16_notop", check_hash=False)
     assert leftovers(tmp_path) == ["vgg16_notop"]
     meta = json.loads((ckpt / W.METADATA_FILE).read_text())
-    assert meta["source"] == "keras_h5" and meta["include_top"] is False and meta["md5"] == W.file_md5(notop_file)
+    assert meta["source"] == "keras_h5" and meta["include_top"] is False and meta["md5"] == W.file_digest(notop_file)
     imported, _ = W.import_keras_h5(notop_file, check_hash=False)
     restored, restored_meta = W.restore_checkpoint(ckpt)
     assert restored_meta == meta
@@ -122,12 +122,10 @@ def test_checkpoint_writes_are_atomic(tmp_path, notop, monkeypatch):
     with pytest.raises(W.WeightsError, match="already exists"):
         W.save_checkpoint(notop, dest, metadata={"include_top": False})
     # A failure in the middle of an overwrite keeps the old checkpoint and leaves no temporary folder.
-    import orbax.checkpoint as ocp
-
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ocp.PyTreeCheckpointer, "save", boom)
+    monkeypatch.setattr(W.checkpoints, "write_json", boom)
     with pytest.raises(OSError, match="disk full"):
         W.save_checkpoint(notop, dest, metadata={"include_top": False}, overwrite=True)
     assert leftovers(tmp_path) == ["ckpt"]
@@ -192,3 +190,19 @@ def test_param_shapes_match_the_module():
     assert jax.tree.map(lambda a: a.shape, params) == {
         name: {"bias": s["bias"], "kernel": s["kernel"]} for name, s in W.param_shapes(True).items()
     }
+
+
+def test_torchvision_export_roundtrips(tmp_path, notop):
+    torch = pytest.importorskip("torch")
+    state = W.to_torchvision(notop)
+    assert state["features.0.weight"].shape == (64, 3, 3, 3) and "classifier.0.weight" not in state
+    path = tmp_path / "export.pth"
+    torch.save({k: torch.from_numpy(v) for k, v in state.items()}, path)
+    back, _ = W.import_torchvision(path)
+    jax.tree.map(np.testing.assert_array_equal, back, notop)
+    # fc1's row permutation (checked against PyTorch in test_vgg16) and its inverse, on a thin kernel.
+    kernel = np.random.default_rng(0).normal(size=(25088, 2)).astype(np.float32)
+    torch_rows = W._fc1_rows(kernel, to_torch=True)
+    np.testing.assert_array_equal(W._fc1_rows(torch_rows, to_torch=False), kernel)
+    # Row h*7*512 + w*512 + c (NHWC) becomes row c*49 + h*7 + w (NCHW).
+    np.testing.assert_array_equal(torch_rows[5 * 49 + 3 * 7 + 6], kernel[3 * 7 * 512 + 6 * 512 + 5])

@@ -66,39 +66,17 @@ def write_official_h5(path, params: dict, *, skip: tuple[str, ...] = ()) -> None
 
 
 def torch_vgg16(include_top: bool = True):
-    """A plain PyTorch VGG16 laid out as torchvision's (``features`` indices, ``classifier`` 0/3/6), in eval
-    mode, He-initialised from seed 0."""
+    """The benchmark's plain PyTorch VGG16 (torchvision's layout, eval mode), He-initialised from seed 0."""
     torch = pytest.importorskip("torch")
-    nn = torch.nn
-    layers, channels = [], 3
-    for n, features in BLOCKS:
-        for _ in range(n):
-            layers += [nn.Conv2d(channels, features, 3, padding=1), nn.ReLU(inplace=True)]
-            channels = features
-        layers.append(nn.MaxPool2d(2, 2))
-
-    class VGG(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.features = nn.Sequential(*layers)
-            if include_top:
-                self.classifier = nn.Sequential(
-                    nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(),
-                    nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(),
-                    nn.Linear(4096, 1000),
-                )
-
-        def forward(self, x):
-            x = self.features(x)
-            return self.classifier(torch.flatten(x, 1)) if include_top else x
+    from experiments.bench_vgg16 import torch_vgg16 as build
 
     torch.manual_seed(0)
-    model = VGG().eval()
+    model = build(include_top=include_top)
     with torch.no_grad():
         # He initialisation keeps the signal alive through all 16 layers (PyTorch's default init shrinks it
         # until the biases alone decide the logits, which would make a weak test).
         for module in model.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.normal_(module.bias, std=0.1)
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                torch.nn.init.normal_(module.bias, std=0.1)
     return model
