@@ -25,6 +25,9 @@ class Config:
             turn, so all see the same machine load; the best round of each is reported.
         peak_size: side of the square f32 matmul whose best rate is the machine's peak.
         torch: time PyTorch (if installed) with the same weights.
+        compiler_options: XLA options for jaxfool's compiled functions, ``"xla_name=value;..."``, e.g.
+            ``xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,\
+            LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT`` (one YNNPACK call per layer instead of one graph).
         seed: seed of the random weights and images.
     """
 
@@ -36,6 +39,7 @@ class Config:
     rounds: int = 5
     peak_size: int = 4096
     torch: bool = True
+    compiler_options: str = ""
     seed: int = 0
 
     def validate(self) -> None:
