@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 
+PER_LAYER_YNN = (
+    "xla_cpu_experimental_ynn_fusion_type="
+    "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+)
+
 
 @dataclasses.dataclass
 class Config:
@@ -25,9 +30,10 @@ class Config:
             turn, so all see the same machine load; the best round of each is reported.
         peak_size: side of the square f32 matmul whose best rate is the machine's peak.
         torch: time PyTorch (if installed) with the same weights.
-        compiler_options: XLA options for jaxfool's compiled functions, ``"xla_name=value;..."``, e.g.
-            ``xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,\
-            LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT`` (one YNNPACK call per layer instead of one graph).
+        compiler_options: extra jaxfool variants to time, each a string of XLA options
+            ``"xla_name=value;..."`` passed to ``jit(...).lower(...).compile``. The default variant asks XLA:CPU
+            for one YNNPACK call per convolution and dense layer instead of one YNNPACK graph for the whole
+            network, which it builds for a forward pass alone and which is slower at batch 8.
         seed: seed of the random weights and images.
     """
 
@@ -39,7 +45,7 @@ class Config:
     rounds: int = 5
     peak_size: int = 4096
     torch: bool = True
-    compiler_options: str = ""
+    compiler_options: tuple[str, ...] = (PER_LAYER_YNN,)
     seed: int = 0
 
     def validate(self) -> None:

@@ -167,9 +167,18 @@ def _has_torch() -> bool:
     return True
 
 
+def _implementations(config: Any) -> dict[str, dict[str, str]]:
+    """``{name: XLA options}``: plain jaxfool, then one variant per ``config.compiler_options`` entry."""
+    impls = {"jaxfool": {}}
+    for i, text in enumerate(config.compiler_options, 1):
+        impls[f"jaxfool+opts{i}"] = compiler_options(text)
+    return impls
+
+
 def run(config: Any) -> dict[str, Any]:
     """Times the cases of ``config``; returns the metrics (best seconds, GFLOP/s, ratios)."""
     cli.validate(config)
+    impls = _implementations(config)
     run_dir = runs.new_run_dir(config.workdir, "bench_vgg16", config.run_name)
     runs.write_json(run_dir / "config.json", config)
     with_torch = config.torch and _has_torch()
@@ -178,9 +187,6 @@ def run(config: Any) -> dict[str, Any]:
     params = jax.device_put(random_params(config.include_top, key=jax.random.key(config.seed)))
     model = torch_vgg16(to_torchvision(params), include_top=config.include_top) if with_torch else None
     if with_torch:
-        import torch
-
-        torch.set_grad_enabled(True)
         for p in model.parameters():
             p.requires_grad_(False)
     rng = np.random.default_rng(config.seed)
@@ -191,11 +197,12 @@ def run(config: Any) -> dict[str, Any]:
         size = config.image_size
         x = (rng.uniform(0, 255, (batch, size, size, 3)) - 120.0).astype(np.float32)
         labels = rng.integers(0, NUM_CLASSES if config.include_top else BLOCKS[-1][1], batch)
-        for name, fn in _jax_cases(params, x, labels, compiler_options(config.compiler_options)).items():
-            cases[("jaxfool", name, str(batch))] = fn
+        for impl, options in impls.items():
+            for name, fn in _jax_cases(params, x, labels, options).items():
+                cases[(name, str(batch), impl)] = fn
         if with_torch:
             for name, fn in _torch_cases(model, x, labels).items():
-                cases[("pytorch", name, str(batch))] = fn
+                cases[(name, str(batch), "pytorch")] = fn
     for lib, fn in _peak_cases(config.peak_size, with_torch).items():
         cases[("peak", lib)] = fn
 
@@ -217,33 +224,34 @@ def run(config: Any) -> dict[str, Any]:
     # noisy, though threads spin-waiting for work count in it too.
     cores = os.cpu_count() or 1
     n = config.peak_size
-    peaks = {lib: 2 * n**3 / wall[("peak", lib)] / 1e9 for lib in ("jax", "torch") if ("peak", lib) in wall}
-    cpu_peaks = {lib: 2 * n**3 / (cpu[("peak", lib)] / cores) / 1e9 for lib in peaks}
+    libs = [key[1] for key in cases if key[0] == "peak"]
+    peaks = {lib: 2 * n**3 / wall[("peak", lib)] / 1e9 for lib in libs}
+    cpu_peaks = {lib: 2 * n**3 / (cpu[("peak", lib)] / cores) / 1e9 for lib in libs}
     peak, cpu_peak = max(peaks.values()), max(cpu_peaks.values())
     flops = vgg16_flops(config.image_size, config.include_top)
     results = []
-    for batch in config.batch_sizes:
-        for name, factor in (("forward", 1), ("forward+backward", 2)):
-            row: dict[str, Any] = {"case": name, "batch": batch, "gflop": factor * flops * batch / 1e9}
-            for lib in ("jaxfool", "pytorch"):
-                key = (lib, name, str(batch))
-                if key in wall:
-                    row[f"{lib}_ms"] = 1e3 * wall[key]
-                    row[f"{lib}_gflops"] = row["gflop"] / wall[key]
-                    row[f"{lib}_peak_fraction"] = row[f"{lib}_gflops"] / peak
-                    row[f"{lib}_cpu_s"] = cpu[key]
-                    row[f"{lib}_cpu_gflops"] = row["gflop"] / (cpu[key] / cores)
-                    row[f"{lib}_cpu_peak_fraction"] = row[f"{lib}_cpu_gflops"] / cpu_peak
-            if "pytorch_ms" in row:
-                row["time_ratio_vs_pytorch"] = row["jaxfool_ms"] / row["pytorch_ms"]
-                row["cpu_ratio_vs_pytorch"] = row["jaxfool_cpu_s"] / row["pytorch_cpu_s"]
-            results.append(row)
+    for key, seconds in wall.items():
+        if key[0] == "peak":
+            continue
+        name, batch, impl = key
+        gflop = (2 if name == "forward+backward" else 1) * flops * int(batch) / 1e9
+        cpu_s = cpu[(name, batch, impl)]
+        row = {
+            "case": name, "batch": int(batch), "implementation": impl, "gflop": gflop,
+            "ms": 1e3 * seconds, "gflops": gflop / seconds, "peak_fraction": gflop / seconds / peak,
+            "cpu_s": cpu_s, "cpu_gflops": gflop / (cpu_s / cores), "cpu_peak_fraction": gflop / (cpu_s / cores) / cpu_peak,
+        }
+        torch_key = (name, batch, "pytorch")
+        if torch_key in wall:
+            row["time_vs_pytorch"] = seconds / wall[torch_key]
+            row["cpu_vs_pytorch"] = cpu_s / cpu[torch_key]
+        results.append(row)
     metrics = {
         "model": f"vgg16{'' if config.include_top else '_notop'} at {config.image_size}x{config.image_size}",
         "device": jax.devices()[0].device_kind,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads() if with_torch else None,
-        "compiler_options": config.compiler_options,
+        "cpu_count": cores,
+        "torch_threads": _torch_threads() if with_torch else None,
+        "implementations": {name: options for name, options in impls.items()},
         "peak_gflops": peak,
         "peak_gflops_by_library": peaks,
         "cpu_peak_gflops": cpu_peak,
@@ -257,34 +265,37 @@ def run(config: Any) -> dict[str, Any]:
     return {**metrics, "run_dir": str(run_dir)}
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _table(metrics: dict[str, Any]) -> str:
     load = metrics["load_average_before_after"]
+    peaks = ", ".join(f"{k} {v:.0f}" for k, v in metrics["peak_gflops_by_library"].items())
+    cpu_peaks = ", ".join(f"{k} {v:.0f}" for k, v in metrics["cpu_peak_gflops_by_library"].items())
     lines = [
-        f"{metrics['model']}, f32, on {metrics['device']} ({metrics['cpu_count']} cores, load average {load[0]:.1f}"
-        f" -> {load[1]:.1f}), best of {metrics['rounds']} rounds"
-        + (f", XLA options {metrics['compiler_options']}" if metrics["compiler_options"] else ""),
+        (f"{metrics['model']}, f32, on {metrics['device']}: {metrics['cpu_count']} cores, load average "
+         f"{load[0]:.1f} -> {load[1]:.1f}, best of {metrics['rounds']} rounds"),
+        (f"matmul peak: wall clock {metrics['peak_gflops']:.0f} GFLOP/s ({peaks}); "
+         f"CPU time / cores {metrics['cpu_peak_gflops']:.0f} GFLOP/s ({cpu_peaks})"),
     ]
-    for view, unit, peak_key in (("wall clock", "ms", "peak_gflops"), ("CPU time / cores", "cpu_s", "cpu_peak_gflops")):
-        by_lib = ", ".join(f"{k} {v:.0f}" for k, v in metrics[f"{peak_key}_by_library"].items())
-        cpu = unit == "cpu_s"
-        prefix = "cpu_" if cpu else ""
-        what = "CPU s" if cpu else "ms"
-        lines += [
-            "",
-            f"{view}: matmul peak {metrics[peak_key]:.0f} GFLOP/s ({by_lib})",
-            f"| case | batch | jaxfool {what} | GFLOP/s | % of peak | PyTorch {what} | GFLOP/s | jaxfool/PyTorch |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for r in metrics["results"]:
-            cells = [r["case"], str(r["batch"]), f"{r[f'jaxfool_{unit}']:.{2 if cpu else 0}f}",
-                     f"{r[f'jaxfool_{prefix}gflops']:.0f}", f"{100 * r[f'jaxfool_{prefix}peak_fraction']:.0f}%"]
-            if "pytorch_ms" in r:
-                ratio = r["cpu_ratio_vs_pytorch" if cpu else "time_ratio_vs_pytorch"]
-                cells += [f"{r[f'pytorch_{unit}']:.{2 if cpu else 0}f}", f"{r[f'pytorch_{prefix}gflops']:.0f}",
-                          f"{ratio:.2f}x"]
-            else:
-                cells += ["-", "-", "-"]
-            lines.append("| " + " | ".join(cells) + " |")
+    lines += [f"{name}: XLA options {opts}" for name, opts in metrics["implementations"].items() if opts]
+    lines += [
+        "",
+        ("| case | batch | implementation | ms | GFLOP/s | % peak | time vs PyTorch "
+         "| CPU s | GFLOP/s (CPU) | % peak (CPU) | CPU vs PyTorch |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in metrics["results"]:
+        ratio = f"{r['time_vs_pytorch']:.2f}x" if "time_vs_pytorch" in r else "-"
+        cpu_ratio = f"{r['cpu_vs_pytorch']:.2f}x" if "cpu_vs_pytorch" in r else "-"
+        lines.append(
+            f"| {r['case']} | {r['batch']} | {r['implementation']} | {r['ms']:.0f} | {r['gflops']:.0f} | "
+            f"{100 * r['peak_fraction']:.0f}% | {ratio} | {r['cpu_s']:.2f} | {r['cpu_gflops']:.0f} | "
+            f"{100 * r['cpu_peak_fraction']:.0f}% | {cpu_ratio} |"
+        )
     return "\n".join(lines)
 
 

@@ -39,9 +39,20 @@ def test_tiny_run(tmp_path):
     config.include_top, config.image_size = False, 32
     metrics = bench_vgg16.run(config)
     saved = json.loads((tmp_path / "bench_vgg16" / metrics["run_dir"].split("/")[-1] / "metrics.json").read_text())
-    assert [(r["case"], r["batch"]) for r in saved["results"]] == [("forward", 2), ("forward+backward", 2)]
-    for row in saved["results"]:
-        assert row["jaxfool_ms"] > 0 and 0 < row["jaxfool_peak_fraction"]
-        if "pytorch_ms" in row:
-            assert row["time_ratio_vs_pytorch"] == pytest.approx(row["jaxfool_ms"] / row["pytorch_ms"])
+    rows = {(r["case"], r["batch"], r["implementation"]): r for r in saved["results"]}
+    impls = {"jaxfool", "jaxfool+opts1"} | ({"pytorch"} if "torch" in saved["peak_gflops_by_library"] else set())
+    assert set(rows) == {(case, 2, impl) for case in ("forward", "forward+backward") for impl in impls}
+    for (case, _, impl), row in rows.items():
+        assert row["ms"] > 0 and row["peak_fraction"] > 0 and row["cpu_s"] > 0
+        assert row["gflops"] == pytest.approx(row["gflop"] / row["ms"] * 1e3)
+        if "pytorch" in impls:
+            torch_row = rows[(case, 2, "pytorch")]
+            assert row["time_vs_pytorch"] == pytest.approx(row["ms"] / torch_row["ms"])
     assert saved["peak_gflops"] == max(saved["peak_gflops_by_library"].values())
+    assert saved["implementations"]["jaxfool+opts1"] == bench_vgg16.compiler_options(config.compiler_options[0])
+
+
+def test_compiler_options_parse():
+    assert bench_vgg16.compiler_options("xla_a=1; xla_b=x,y") == {"xla_a": "1", "xla_b": "x,y"}
+    with pytest.raises(ValueError, match="not 'xla_name=value'"):
+        bench_vgg16.compiler_options("fast=1")
