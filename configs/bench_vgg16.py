@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 
-PER_LAYER_YNN = (
-    "xla_cpu_experimental_ynn_fusion_type="
-    "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
-)
+from jaxfool.xla import PER_LAYER_YNNPACK
+
+PER_LAYER_YNN = ";".join(f"{name}={value}" for name, value in PER_LAYER_YNNPACK.items())
 
 
 @dataclasses.dataclass
@@ -31,9 +30,9 @@ class Config:
         peak_size: side of the square f32 matmul whose best rate is the machine's peak.
         torch: time PyTorch (if installed) with the same weights.
         compiler_options: extra jaxfool variants to time, each a string of XLA options
-            ``"xla_name=value;..."`` passed to ``jit(...).lower(...).compile``. The default variant asks XLA:CPU
-            for one YNNPACK call per convolution and dense layer instead of one YNNPACK graph for the whole
-            network, which it builds for a forward pass alone and which is slower at batch 8.
+            ``"xla_name=value;..."`` passed to ``jit(...).lower(...).compile``. The default variant is
+            :data:`jaxfool.xla.PER_LAYER_YNNPACK`: one YNNPACK call per convolution and dense layer
+            instead of the one YNNPACK graph XLA:CPU builds for a forward pass alone.
         seed: seed of the random weights and images.
     """
 
