@@ -148,14 +148,18 @@ def _seconds(fn: Callable[[], Any]) -> tuple[float, float]:
     return time.perf_counter() - start, _cpu_seconds() - cpu
 
 
-def compiler_options(text: str) -> dict[str, str]:
-    """``"name=value;name=value"`` -> XLA compiler options for ``jit(...).lower(...).compile``."""
-    options = {}
+def compiler_options(text: str) -> dict[str, str | bool | int]:
+    """``"name=value;name=value"`` -> XLA compiler options for ``jit(...).lower(...).compile``
+    (``true``/``false`` become booleans and digits integers, as XLA's typed options need)."""
+    options: dict[str, str | bool | int] = {}
     for item in filter(None, (part.strip() for part in text.split(";"))):
-        name, sep, value = item.partition("=")
+        name, sep, value = (part.strip() for part in item.partition("="))
         if not sep or not name.startswith("xla_"):
             raise ValueError(f"compiler option {item!r} is not 'xla_name=value'")
-        options[name] = value
+        if value.lower() in ("true", "false"):
+            options[name] = value.lower() == "true"
+        else:
+            options[name] = int(value) if value.lstrip("-").isdigit() else value
     return options
 
 
