@@ -34,11 +34,11 @@ FEATURE_LAYERS = tuple(
 )
 TOP_LAYERS = ("flatten", "fc1", "fc2", "predictions")
 IMAGE_SIZE = 224
-# Keras' default for Conv2D and Dense, so random weights are distributed as keras VGG16(weights=None)'s (and
-# uniform sampling compiles several times faster on CPU than flax's truncated-normal default).
-_KERNEL_INIT = nn.initializers.glorot_uniform()
 NUM_CLASSES = 1000
 PREPROCESSING = ("caffe", "torch", "none")
+# Keras' default for Conv2D and Dense (biases start at zero in both), so `Network.init` draws weights
+# distributed as keras.applications.VGG16(weights=None)'s.
+_KERNEL_INIT = nn.initializers.glorot_uniform()
 
 
 def layer_names(include_top: bool = True) -> tuple[str, ...]:
