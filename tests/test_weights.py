@@ -206,3 +206,35 @@ def test_torchvision_export_roundtrips(tmp_path, notop):
     np.testing.assert_array_equal(W._fc1_rows(torch_rows, to_torch=False), kernel)
     # Row h*7*512 + w*512 + c (NHWC) becomes row c*49 + h*7 + w (NCHW).
     np.testing.assert_array_equal(torch_rows[5 * 49 + 3 * 7 + 6], kernel[3 * 7 * 512 + 6 * 512 + 5])
+
+
+def test_torchvision_files_are_checked(tmp_path, notop):
+    torch = pytest.importorskip("torch")
+    state = {k: torch.from_numpy(v) for k, v in W.to_torchvision(notop).items()}
+    good = tmp_path / "vgg16_notop.pth"
+    torch.save(state, good)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(good.read_bytes()[:100_000])
+    with pytest.raises(W.WeightsError, match="not a loadable PyTorch state dict"):
+        W.import_torchvision(truncated)
+    # torch.hub names downloads by their SHA-256 prefix; a name that does not match its bytes is corrupt.
+    misnamed = tmp_path / "vgg16-deadbeef.pth"
+    misnamed.write_bytes(good.read_bytes())
+    with pytest.raises(W.WeightsError, match="does not start with the deadbeef in its name"):
+        W.import_torchvision(misnamed)
+    renamed = tmp_path / f"vgg16-{W.file_digest(good, 'sha256')[:8]}.pth"
+    renamed.write_bytes(good.read_bytes())
+    assert W.import_torchvision(renamed)[1]["sha256"] == W.file_digest(good, "sha256")
+    bn = dict(state, **{"features.1.running_mean": torch.zeros(64)})
+    torch.save(bn, tmp_path / "bn.pth")
+    with pytest.raises(W.WeightsError, match="batch-norm VGG"):
+        W.import_torchvision(tmp_path / "bn.pth")
+
+
+def test_safetensors_import(tmp_path, notop):
+    safetensors = pytest.importorskip("safetensors.numpy")
+    path = tmp_path / "vgg16_notop.safetensors"
+    safetensors.save_file(W.to_torchvision(notop), str(path))
+    params, info = W.import_weights(path)
+    assert info["source"] == "torchvision"
+    jax.tree.map(np.testing.assert_array_equal, params, notop)
