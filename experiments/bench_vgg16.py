@@ -79,7 +79,7 @@ def torch_vgg16(state_dict: dict[str, np.ndarray] | None = None, *, include_top:
 
     model = VGG().eval()
     if state_dict is not None:
-        model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()})
+        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()})  # writable copies
     return model
 
 

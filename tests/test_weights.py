@@ -238,3 +238,25 @@ def test_safetensors_import(tmp_path, notop):
     params, info = W.import_weights(path)
     assert info["source"] == "torchvision"
     jax.tree.map(np.testing.assert_array_equal, params, notop)
+
+
+def test_fetch_downloads_checks_the_hash_and_converts(tmp_path, notop_file, notop, monkeypatch):
+    # A file:// "server" stands in for Keras' bucket; the published MD5 is swapped for the test file's.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    server = tmp_path / "server"
+    server.mkdir()
+    name = W.KERAS_FILES[False][0]
+    (server / name).write_bytes(notop_file.read_bytes())
+    monkeypatch.setattr(W, "KERAS_URL", server.as_uri() + "/")
+    monkeypatch.setitem(W.KERAS_FILES, False, (name, W.file_digest(notop_file)))
+    dest = tmp_path / "cache"
+    assert W.fetch_vgg16(include_top=False, dest=dest) == dest / "vgg16_notop"
+    assert leftovers(dest) == sorted([name, "vgg16_notop"])
+    params = W.vgg16_params("imagenet", include_top=False, cache_dir=dest)
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), b), params, notop)
+    # A corrupted download is refused before it is renamed into place, and nothing is converted.
+    (server / name).write_bytes(notop_file.read_bytes()[:-10] + b"0123456789")
+    other = tmp_path / "cache2"
+    with pytest.raises(W.WeightsError, match="downloaded .* has MD5"):
+        W.fetch_vgg16(include_top=False, dest=other)
+    assert leftovers(other) == []
