@@ -211,7 +211,7 @@ def batch_distance(gen: Array) -> Array:
 OUTPUT_LOSSES = ("cross_entropy", "one_minus_p")
 
 
-def output_cost(logits: Array, label: Array, loss: str = "one_minus_p") -> Array:
+def output_cost(logits: Array, label: Array, loss: str = "cross_entropy") -> Array:
     """The output term over ``logits: [batch, classes]``: mean ``1 - p(label)`` (the study's) or ``-log p(label)``.
 
     Near ``p = 1`` both have the same gradient with respect to the label's logit (``-(1 - p)`` against
@@ -231,7 +231,7 @@ def backwork_cost(
     refs: References,
     label: Array,
     hyper: Hyper,
-    output_loss: str = "one_minus_p",
+    output_loss: str = "cross_entropy",
 ) -> tuple[Array, Array]:
     """The total backwork cost of one label's batch ``x: [batch, H, W, C]``, and its logits."""
     layers = net.layer_names[:-1]
@@ -286,7 +286,7 @@ def backwork_update(
     label: Array,
     hyper: Hyper,
     state: State,
-    output_loss: str = "one_minus_p",
+    output_loss: str = "cross_entropy",
 ) -> State:
     """One Adam step on one label's batch ``state.x: [batch, H, W, C]``, pixels clipped to the bounds.
 
