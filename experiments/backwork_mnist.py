@@ -33,8 +33,7 @@ def run(config: Any) -> dict[str, Any]:
     """Runs the experiment described by ``config`` (see ``configs/backwork_mnist.py``); returns the metrics."""
     cli.validate(config)
     start = time.perf_counter()
-    run_dir = runs.new_run_dir(config.workdir, "backwork_mnist", config.run_name)
-    runs.write_json(run_dir / "config.json", config)
+    run_dir = runs.start_run(config, "backwork_mnist")
     log.info("run folder: %s", run_dir)
 
     data = load_mnist(config.data)
