@@ -4,11 +4,12 @@ The same few numbers serve every comparison of the "evaluating CNN predictions" 
 image (occlusion vs Grad-CAM), one method on a clean and an adversarial image (the "attention shift"), two
 models on one image, and a heatmap against a human-drawn mask (a PNG, :func:`load_mask`).
 
-All metric functions take ``[H, W]`` arrays, are pure ``jax.numpy`` and can be jitted and vmapped.
+All metric functions take ``[H, W]`` arrays, are jitted (``fraction`` and ``tolerance`` static) and vmappable.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import NamedTuple
 
@@ -36,6 +37,7 @@ def _ranks(v: Array) -> Array:
     return (first + last + 1) / 2
 
 
+@jax.jit
 def spearman(a: Array, b: Array) -> Array:
     """Spearman rank correlation of two heatmaps ``[H, W]`` (ties averaged, as ``scipy.stats.spearmanr``).
 
@@ -47,6 +49,7 @@ def spearman(a: Array, b: Array) -> Array:
     return (ra * rb).sum() / jnp.sqrt((ra**2).sum() * (rb**2).sum())
 
 
+@functools.partial(jax.jit, static_argnames=("fraction",))
 def top_k_region(heatmap: Array, fraction: float = 0.2) -> Array:
     """Boolean mask ``[H, W]`` of the ``round(fraction * H * W)`` highest pixels (ties: lower index first)."""
     if not 0 < fraction <= 1:
@@ -57,6 +60,7 @@ def top_k_region(heatmap: Array, fraction: float = 0.2) -> Array:
     return jnp.zeros(flat.shape, bool).at[order[:k]].set(True).reshape(jnp.shape(heatmap))
 
 
+@jax.jit
 def iou(mask_a: Array, mask_b: Array) -> Array:
     """Intersection over union of two boolean masks ``[H, W]`` (0 when both are empty)."""
     _same_shape(mask_a, mask_b, "iou")
@@ -65,18 +69,21 @@ def iou(mask_a: Array, mask_b: Array) -> Array:
     return jnp.where(union > 0, inter / jnp.maximum(union, 1), 0.0)
 
 
+@functools.partial(jax.jit, static_argnames=("fraction",))
 def top_k_iou(a: Array, b: Array, *, fraction: float = 0.2) -> Array:
     """IoU of the top-``fraction`` regions of two heatmaps ``[H, W]``."""
     _same_shape(a, b, "top_k_iou")
     return iou(top_k_region(a, fraction), top_k_region(b, fraction))
 
 
+@functools.partial(jax.jit, static_argnames=("fraction",))
 def mask_iou(heatmap: Array, mask: Array, *, fraction: float = 0.2) -> Array:
     """IoU of a heatmap's top-``fraction`` region with a boolean mask ``[H, W]`` (e.g. a human's, the ink)."""
     _same_shape(heatmap, mask, "mask_iou")
     return iou(top_k_region(heatmap, fraction), jnp.asarray(mask, bool))
 
 
+@functools.partial(jax.jit, static_argnames=("tolerance",))
 def pointing_game(heatmap: Array, mask: Array, *, tolerance: float = 0.0) -> Array:
     """Whether the heatmap's maximum lies within ``tolerance`` pixels of the mask (Zhang et al., 2016).
 
@@ -107,6 +114,7 @@ def centroid(heatmap: Array) -> Array:
     return jnp.where(total > 0, point, centre)
 
 
+@jax.jit
 def centroid_shift(a: Array, b: Array) -> Array:
     """Distance in pixels between the centres of mass of two heatmaps ``[H, W]`` (the attention shift)."""
     _same_shape(a, b, "centroid_shift")
@@ -129,6 +137,7 @@ class Agreement(NamedTuple):
     centroid_shift: Array
 
 
+@functools.partial(jax.jit, static_argnames=("fraction",))
 def agreement(a: Array, b: Array, *, fraction: float = 0.2) -> Agreement:
     """All agreement numbers between two heatmaps ``[H, W]`` (methods, clean vs adversarial, two models)."""
     _same_shape(a, b, "agreement")
