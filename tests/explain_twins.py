@@ -72,6 +72,14 @@ def linear_model(shape: tuple[int, int, int], kernel: np.ndarray) -> tuple[Netwo
     return net, {"dense": {"kernel": jnp.asarray(kernel, jnp.float32)}}
 
 
+def tiny_setup(seed: int = 7):
+    """``(net, params, x)``: :func:`tiny_cnn` with :func:`tiny_params` and one uniform image."""
+    net = tiny_cnn()
+    params = tiny_params(net)
+    x = np.random.default_rng(seed).uniform(size=net.input_shape).astype(np.float32)
+    return net, params, x
+
+
 def _torch():
     import pytest
 

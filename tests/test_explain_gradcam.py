@@ -6,7 +6,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from explain_twins import assert_close, linear_model, nchw, tiny_cnn, tiny_params, torch_mnist_cnn, torch_tiny_cnn
+from explain_twins import (
+    assert_close,
+    linear_model,
+    nchw,
+    tiny_cnn,
+    tiny_params,
+    tiny_setup,
+    torch_mnist_cnn,
+    torch_tiny_cnn,
+)
 
 from jaxfool import explain
 from jaxfool.explain._common import input_gradients
@@ -21,10 +30,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def tiny():
-    net = tiny_cnn()
-    params = tiny_params(net)
-    x = np.random.default_rng(7).uniform(size=net.input_shape).astype(np.float32)
-    return net, params, x
+    return tiny_setup(seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +53,13 @@ def test_grad_cam_by_hand(hand):
     np.testing.assert_allclose(explain.grad_cam(net, params, x, 1, layer="inputs", relu=False, upsample=False),
                                -expected, rtol=1e-6)
     np.testing.assert_array_equal(explain.grad_cam(net, params, x, 1, layer="inputs", upsample=False), 0)
+
+
+def test_layer_gradients_by_hand(hand):
+    net, params, x = hand
+    acts, grads = explain.layer_gradients(net, params, x, 1, layers=["inputs"])
+    np.testing.assert_array_equal(acts["inputs"], x)
+    np.testing.assert_array_equal(grads["inputs"], -np.asarray(params["dense"]["kernel"][:, 0]).reshape(2, 2, 2))
 
 
 def test_layer_cam_and_grad_cam_plus_plus_by_hand(hand):
@@ -200,7 +213,8 @@ def test_bad_inputs_give_one_line_errors(tiny):
     cases = [
         (lambda: explain.grad_cam(net, params, x, 0, layer="conv9"),
          "unknown layer 'conv9' for tiny_cnn; valid layers: inputs, conv_a, conv_b, pool, logits"),
-        (lambda: explain.grad_cam(net, params, x, 5, layer="conv_a"), "class index 5 out of range for tiny_cnn: use 0..4"),
+        (lambda: explain.grad_cam(net, params, x, 5, layer="conv_a"),
+         "class index 5 out of range for tiny_cnn: use 0..4"),
         (lambda: explain.grad_cam(net, params, x, -1, layer="conv_a"), "class index -1 out of range"),
         (lambda: explain.grad_cam(net, params, x, 0, layer="logits"), "spatial layers: inputs, conv_a, conv_b, pool"),
         (lambda: explain.grad_cam(net, params, np.where(x > 0.5, np.nan, x), 0, layer="conv_a"), "NaN"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-from explain_twins import assert_close, linear_model, nchw, tiny_cnn, tiny_params, torch_tiny_cnn
+from explain_twins import assert_close, linear_model, nchw, tiny_setup, torch_tiny_cnn
 
 from jaxfool import explain
 from jaxfool.models import forward
@@ -15,10 +15,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already r
 
 @pytest.fixture(scope="module")
 def tiny():
-    net = tiny_cnn()
-    params = tiny_params(net)
-    x = np.random.default_rng(5).uniform(size=net.input_shape).astype(np.float32)
-    return net, params, x
+    return tiny_setup(seed=5)
 
 
 def test_saliency_equals_captum(tiny):

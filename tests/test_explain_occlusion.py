@@ -7,17 +7,21 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
-from explain_twins import assert_close, linear_model, nchw, tiny_cnn, tiny_params, torch_mnist_cnn, torch_tiny_cnn
+from explain_twins import (
+    assert_close,
+    linear_model,
+    nchw,
+    tiny_setup,
+    torch_mnist_cnn,
+    torch_tiny_cnn,
+)
 
 from jaxfool import explain
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    net = tiny_cnn()
-    params = tiny_params(net)
-    x = np.random.default_rng(3).uniform(size=net.input_shape).astype(np.float32)
-    return net, params, x
+    return tiny_setup(seed=3)
 
 
 @pytest.fixture(scope="module")

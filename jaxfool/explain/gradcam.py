@@ -66,7 +66,12 @@ def layer_gradients(
     Returns:
         ``({name: activation [...]}, {name: gradient [...]})`` without the batch axis.
     """
-    layers = net.check_layers(layers)
+    check_example(net, x, label)
+    return _layer_gradients(net, params, x, label, layers=net.check_layers(layers), score=check_score(score))
+
+
+@functools.partial(jax.jit, static_argnames=("net", "layers", "score"))
+def _layer_gradients(net, params, x, label, *, layers, score):
     xb = x[None]
     taps = zero_taps(net, params, xb, layers)
 
@@ -94,7 +99,7 @@ def _cam(act: Array, grad: Array, method: str) -> Array:
 
 @functools.partial(jax.jit, static_argnames=("net", "layers", "method", "score", "relu", "size", "resize"))
 def _cams(net, params, x, label, *, layers, method, score, relu, size, resize):
-    acts, grads = layer_gradients(net, params, x, label, layers=layers, score=score)
+    acts, grads = _layer_gradients(net, params, x, label, layers=layers, score=score)
     out = {}
     for name in layers:
         cam = _cam(acts[name], grads[name], method)
