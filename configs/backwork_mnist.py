@@ -1,0 +1,67 @@
+"""Backwork on the MNIST CNN: strongly classified inputs that look like no training digit.
+
+Run:
+    python -m experiments.backwork_mnist --config configs/backwork_mnist.py
+Overrides, e.g.:
+    python -m experiments.backwork_mnist --config configs/backwork_mnist.py --config.backwork.max_steps=100
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from jaxfool.backwork import BackworkConfig, SweepConfig
+from jaxfool.data import DataConfig
+from jaxfool.train import TrainConfig
+
+
+@dataclasses.dataclass
+class RetrainConfig:
+    """The study's second question: add the generated images to the training set and retrain.
+
+    Attributes:
+        mode: ``"none"``; ``"soft"`` (generated images get uniform soft labels, as the study did); or
+            ``"extra_class"`` (an 11th "fooling" class, as Nguyen et al. 2015 did).
+        rounds: backwork searches (each with its own seed) that produce the added images.
+        repeat: how many times each generated image is repeated in the training set (it is a small set).
+    """
+
+    mode: str = "none"
+    rounds: int = 5
+    repeat: int = 4
+
+    def validate(self) -> None:
+        if self.mode not in ("none", "soft", "extra_class"):
+            raise ValueError(f"retrain.mode={self.mode!r} is not one of none, soft, extra_class")
+        if self.rounds < 1 or self.repeat < 1:
+            raise ValueError("retrain.rounds and retrain.repeat must be >= 1")
+
+
+@dataclasses.dataclass
+class Config:
+    """The backwork experiment.
+
+    Attributes:
+        workdir: run folders go to ``workdir/backwork_mnist/<run_name or timestamp>``; trained models are
+            cached in ``workdir/models``.
+        run_name: name of the run folder (default: a timestamp).
+        data: where MNIST comes from.
+        train: how the CNN is trained (if no cached checkpoint matches).
+        backwork: the search.
+        sweep: optional hyperparameter grid, run as one vmapped program.
+        retrain: optional retraining on the generated images.
+        nn_layers_max_train: training digits used for the nearest-neighbour report (0: all).
+    """
+
+    workdir: str = "runs"
+    run_name: str = ""
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    backwork: BackworkConfig = dataclasses.field(default_factory=BackworkConfig)
+    sweep: SweepConfig = dataclasses.field(default_factory=SweepConfig)
+    retrain: RetrainConfig = dataclasses.field(default_factory=RetrainConfig)
+    nn_layers_max_train: int = 10000
+
+
+def get_config() -> Config:
+    return Config()

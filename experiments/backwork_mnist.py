@@ -1,0 +1,191 @@
+"""Backwork on MNIST: train (or restore) the CNN, find strongly classified spurious inputs, optionally retrain.
+
+Run:
+    python -m experiments.backwork_mnist --config configs/backwork_mnist.py
+
+Writes into ``<workdir>/backwork_mnist/<run>/``: ``grid.png`` (10 labels x 8 generated images with their
+probabilities), ``worst_train.png``, ``metrics.json``, ``config.json``, and with a sweep one grid per setting;
+with retraining, the retrained model's checkpoint and ``grid_retrained.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxfool import backwork, checkpoints, cli, plots, runs, zoo
+from jaxfool.data import load_mnist
+from jaxfool.models import forward, mnist_cnn, predict_proba
+from jaxfool.train import accuracy, one_hot, train
+
+log = logging.getLogger("backwork_mnist")
+
+
+def run(config: Any) -> dict[str, Any]:
+    """Runs the experiment described by ``config`` (see ``configs/backwork_mnist.py``); returns the metrics."""
+    cli.validate(config)
+    start = time.perf_counter()
+    run_dir = runs.new_run_dir(config.workdir, "backwork_mnist", config.run_name)
+    runs.write_json(run_dir / "config.json", config)
+    log.info("run folder: %s", run_dir)
+
+    data = load_mnist(config.data)
+    net = mnist_cnn()
+    params, model_info = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models")
+    result = backwork.run_backwork(net, params, data.train_images, data.train_labels, config.backwork, config.sweep)
+
+    metrics: dict[str, Any] = {
+        "data_source": data.source,
+        "model_checkpoint": model_info["checkpoint"],
+        "model_trained_now": model_info["trained_now"],
+        "test_accuracy": model_info["test_accuracy"],
+        **summarise(result, setting=0),
+        "nearest_neighbour": nearest_neighbour_report(
+            net, params, result.images[0], result.labels, data.train_images, data.train_labels,
+            max_train=config.nn_layers_max_train,
+        ),
+    }
+    save_grid(result, 0, run_dir / "grid.png", title=f"backwork on {net.name} ({data.source})")
+    save_worst_train(net, params, data.train_images, data.train_labels, run_dir / "worst_train.png")
+    if len(result.settings) > 1:
+        metrics["sweep"] = []
+        for s, setting in enumerate(result.settings):
+            save_grid(result, s, run_dir / f"grid_setting{s}.png", title=str(setting))
+            metrics["sweep"].append({"setting": setting, **summarise(result, setting=s)})
+    if config.retrain.mode != "none":
+        metrics["retrain"] = retrain(net, params, data, result, config, run_dir, metrics["test_accuracy"])
+    metrics["seconds"] = round(time.perf_counter() - start, 1)
+    runs.write_json(run_dir / "metrics.json", metrics)
+    log.info(
+        "%d/%d generated images reach p >= %.4g (median p = %.6f) in %s updates; test accuracy %.4f; %.0f s; %s",
+        metrics["n_at_least_cap"], len(metrics["confidences"]), config.backwork.prob_cap_min,
+        metrics["median_confidence"], metrics["steps"], metrics["test_accuracy"], metrics["seconds"], run_dir,
+    )
+    return {**metrics, "run_dir": str(run_dir)}
+
+
+def summarise(result: backwork.BackworkResult, setting: int) -> dict[str, Any]:
+    """Per-image confidences (label-major), labels, steps and re-initialisations of one sweep setting."""
+    probs = result.probs[setting]  # [labels, batch]
+    cap = 0.999
+    return {
+        "confidences": probs.reshape(-1).tolist(),
+        "labels": np.repeat(result.labels, probs.shape[1]).tolist(),
+        "steps": result.steps[setting].tolist(),
+        "reinitialised": result.reinitialised[setting].reshape(-1).tolist(),
+        "n_at_least_cap": int((probs >= cap).sum()),
+        "n_at_least_0.9999": int((probs >= 0.9999).sum()),
+        "median_confidence": float(np.median(probs)),
+        "min_confidence": float(probs.min()),
+    }
+
+
+def nearest_neighbour_report(
+    net, params, generated: np.ndarray, labels: tuple[int, ...], train_images: np.ndarray,
+    train_labels: np.ndarray, *, max_train: int,
+) -> dict[str, Any]:
+    """Per layer, the generated images' distance to their nearest training example next to the training
+    examples' own nearest-neighbour distance (leave-one-out), per label.
+
+    ``generated`` is ``[labels, batch, H, W, C]``. Distances are Euclidean, on the layer's activations
+    (``inputs`` is pixel space); training examples are compared against all training examples (any label).
+    """
+    keep = np.arange(len(train_labels)) if max_train <= 0 else np.arange(min(max_train, len(train_labels)))
+    tr_x, tr_y = train_images[keep], train_labels[keep]
+    layers = net.layer_names[:-1]
+    acts_fn = jax.jit(lambda x: forward(net, params, x, layers=layers)[1])
+
+    def acts(x):
+        chunks = [acts_fn(jnp.asarray(x[i : i + 500])) for i in range(0, len(x), 500)]
+        return {k: np.concatenate([np.asarray(c[k]).reshape(len(c[k]), -1) for c in chunks]) for k in layers}
+
+    gen_acts = acts(generated.reshape(-1, *generated.shape[2:]))
+    tr_acts = acts(tr_x)
+    out: dict[str, Any] = {"train_examples": len(keep), "layers": {}}
+    for layer in layers:
+        gen_nn = backwork.nearest_distances(gen_acts[layer], tr_acts[layer]).reshape(len(labels), -1)
+        tr_nn = backwork.nearest_distances(tr_acts[layer], tr_acts[layer], exclude_self=True)
+        per_label = []
+        for i, lab in enumerate(labels):
+            median_train = float(np.median(tr_nn[tr_y == lab]))
+            per_label.append({
+                "label": int(lab),
+                "generated_nn": gen_nn[i].tolist(),
+                "train_nn_median": median_train,
+                "all_generated_exceed_train_median": bool((gen_nn[i] > median_train).all()),
+            })
+        out["layers"][layer] = per_label
+    out["pixel_space_all_exceed"] = [p["all_generated_exceed_train_median"] for p in out["layers"][layers[0]]]
+    return out
+
+
+def save_grid(result: backwork.BackworkResult, setting: int, path: pathlib.Path, *, title: str) -> None:
+    probs = result.probs[setting]
+    plots.image_grid(
+        result.images[setting], path,
+        captions=[[plots.probability_caption(p) for p in row] for row in probs],
+        row_labels=[str(lab) for lab in result.labels], title=title,
+    )
+
+
+def save_worst_train(net, params, images: np.ndarray, labels: np.ndarray, path: pathlib.Path, n: int = 8) -> None:
+    """The ``n`` training images whose correct-class probability is lowest, captioned with it."""
+    probs = np.asarray(predict_proba(net, params, jnp.asarray(images)))[np.arange(len(labels)), labels]
+    worst = np.argsort(probs)[:n]
+    plots.image_grid(
+        images[worst][None], path,
+        captions=[[f"{labels[i]}: {plots.probability_caption(probs[i])}" for i in worst]],
+        title="training digits the net is least sure of",
+    )
+
+
+def retrain(net, params, data, result, config, run_dir: pathlib.Path, accuracy_before: float) -> dict[str, Any]:
+    """Adds generated images to the training set (soft labels or an 11th class), retrains from scratch and
+    measures clean accuracy and what a fresh backwork search reaches on the retrained model."""
+    mode, bw = config.retrain.mode, config.backwork
+    generated = [result.images[0]]
+    for r in range(1, config.retrain.rounds):
+        extra = backwork.run_backwork(net, params, data.train_images, data.train_labels,
+                                      dataclasses.replace(bw, seed=bw.seed + r), desc=f"backwork round {r + 1}")
+        generated.append(extra.images[0])
+    gen = np.concatenate([g.reshape(-1, *g.shape[2:]) for g in generated])
+    gen = np.repeat(gen, config.retrain.repeat, axis=0)
+    if mode == "soft":
+        new_net = mnist_cnn()
+        gen_targets = np.full((len(gen), 10), 0.1, np.float32)
+    else:
+        new_net = mnist_cnn(num_classes=11)
+        gen_targets = one_hot(np.full(len(gen), 10), 11)
+    images = np.concatenate([data.train_images, gen])
+    targets = np.concatenate([one_hot(data.train_labels, new_net.num_classes), gen_targets])
+    new_params, _ = train(new_net, images, targets, config.train, desc=f"retrain ({mode})")
+    checkpoints.save(run_dir / "retrained_checkpoint", new_params, {"mode": mode, "added_images": len(gen)})
+    acc_after = accuracy(new_net, new_params, data.test_images, data.test_labels)
+
+    # How the retrained model sees the images it was trained against, and what a fresh search now reaches.
+    old = result.images[0].reshape(-1, *result.images.shape[3:])
+    old_probs = np.asarray(predict_proba(new_net, new_params, jnp.asarray(old)))
+    old_labels = np.repeat(result.labels, result.images.shape[2])
+    fresh = backwork.run_backwork(new_net, new_params, data.train_images, data.train_labels,
+                                  dataclasses.replace(bw, seed=bw.seed + 1000), desc="backwork on retrained")
+    save_grid(fresh, 0, run_dir / "grid_retrained.png", title=f"fresh backwork after retraining ({mode})")
+    return {
+        "mode": mode,
+        "added_images": len(gen),
+        "test_accuracy_before": accuracy_before,
+        "test_accuracy_after": acc_after,
+        "old_generated_confidence_after": float(np.median(old_probs[np.arange(len(old)), old_labels])),
+        "old_generated_fooling_class_prob": (float(np.median(old_probs[:, 10])) if mode == "extra_class" else None),
+        "fresh_backwork": summarise(fresh, 0),
+    }
+
+
+if __name__ == "__main__":
+    cli.main(run)

@@ -1,0 +1,89 @@
+"""Pictures of results: captioned image grids and curves, saved as PNG."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display is needed or assumed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def image_grid(
+    images: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    captions: Sequence[Sequence[str]] | None = None,
+    row_labels: Sequence[str] | None = None,
+    title: str = "",
+    bounds: tuple[float, float] = (0.0, 1.0),
+    cell_inches: float = 1.1,
+) -> None:
+    """Saves ``images: [rows, cols, H, W, C]`` as a grid, each cell captioned.
+
+    Args:
+        images: the pictures; ``C`` is 1 (grayscale) or 3 (RGB), values within ``bounds``.
+        path: the PNG to write.
+        captions: ``[rows][cols]`` text under each picture.
+        row_labels: text left of each row.
+        title: figure title.
+        bounds: the value range mapped to black..white.
+        cell_inches: size of one cell.
+    """
+    rows, cols = images.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell_inches, rows * (cell_inches + 0.25)), squeeze=False)
+    lo, hi = bounds
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            img = (np.asarray(images[r, c], np.float32) - lo) / (hi - lo)
+            img = np.clip(img, 0, 1)
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if captions is not None:
+                ax.set_xlabel(captions[r][c], fontsize=7, labelpad=2)
+            if row_labels is not None and c == 0:
+                ax.set_ylabel(row_labels[r], fontsize=9, rotation=0, labelpad=14, va="center")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def curves(
+    series: Mapping[str, Sequence[float]],
+    path: str | os.PathLike,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    x: Sequence[float] | None = None,
+    logy: bool = False,
+) -> None:
+    """Saves one line per entry of ``series`` (all of equal length, or each against its own index)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for name, ys in series.items():
+        xs = x if x is not None and len(x) == len(ys) else np.arange(1, len(ys) + 1)
+        ax.plot(xs, ys, marker="o", markersize=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title, fontsize=10)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def probability_caption(p: float) -> str:
+    """``0.99993`` -> ``"p=0.99993"``, with enough digits to tell 0.999 from 0.9999."""
+    return f"p={p:.5f}" if p < 0.99999 else f"p={p:.6f}"

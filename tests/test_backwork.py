@@ -1,0 +1,232 @@
+"""The backwork costs against hand-computed values, the vmapped step against per-label steps, the
+re-initialisation rule, compile-once, and bad inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxfool import backwork
+from jaxfool.backwork import BackworkConfig, SweepConfig
+from jaxfool.models import forward, mnist_cnn
+
+
+# ------------------------------------------------------------------------------------------------ costs
+
+
+def test_reference_distance_spatial_by_hand():
+    # Two generated "images" of 2 pixels each, three references.
+    gen = jnp.array([[[0.0], [1.0]], [[2.0], [2.0]]])  # [2, 2, 1]
+    ref = jnp.array([[[0.0], [0.0]], [[1.0], [1.0]], [[3.0], [3.0]]])
+    # Per example: mean sq diff to each ref -> gen0: (0+1)/2=0.5, (1+0)/2=0.5, (9+4)/2=6.5 -> min 0.5
+    #                                         gen1: 4, 1, 1 -> min 1.   Mean over the batch: 0.75.
+    assert float(backwork.reference_distance(gen, ref)) == pytest.approx(0.75)
+
+
+def test_reference_distance_dense_is_per_unit_by_hand():
+    gen = jnp.array([[0.0, 10.0], [4.0, 4.0]])  # [batch=2, units=2]
+    ref = jnp.array([[1.0, 7.0], [5.0, 3.0]])  # [n=2, units=2]
+    # unit 0: gen 0 -> min(1, 25)=1; gen 4 -> min(9, 1)=1.  unit 1: gen 10 -> min(9, 49)=9; gen 4 -> min(9, 1)=1
+    assert float(backwork.reference_distance(gen, ref)) == pytest.approx((1 + 1 + 9 + 1) / 4)
+
+
+def test_batch_distance_by_hand():
+    gen = jnp.array([[0.0, 0.0], [1.0, 3.0]])
+    # pairs (0,0),(1,1): 0; (0,1),(1,0): (1 + 9) per pair over 2 dims -> mean over 2*2*2 entries = 20 / 8
+    assert float(backwork.batch_distance(gen)) == pytest.approx(20 / 8)
+
+
+def test_output_cost_by_hand():
+    logits = jnp.log(jnp.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]))
+    assert float(backwork.output_cost(logits, 0)) == pytest.approx(1 - (0.7 + 0.1) / 2, rel=1e-6)
+
+
+def test_fast_reference_forms_equal_the_definition():
+    key1, key2, key3, key4 = jax.random.split(jax.random.key(0), 4)
+    gen_s, ref_s = jax.random.normal(key1, (4, 3, 3, 2)), jax.random.normal(key2, (9, 3, 3, 2))
+    flat = ref_s.reshape(9, -1)
+    fast = backwork._spatial_reference_distance(gen_s, flat, jnp.sum(flat**2, -1))
+    assert float(fast) == pytest.approx(float(backwork.reference_distance(gen_s, ref_s)), rel=1e-5)
+    gen_d, ref_d = jax.random.normal(key3, (4, 16)), jax.random.normal(key4, (9, 16))
+    fast = backwork._dense_reference_distance(gen_d, jnp.sort(ref_d.T, axis=-1))
+    assert float(fast) == pytest.approx(float(backwork.reference_distance(gen_d, ref_d)), rel=1e-6)
+    # and their gradients
+    g_fast = jax.grad(lambda g: backwork._dense_reference_distance(g, jnp.sort(ref_d.T, -1)))(gen_d)
+    g_def = jax.grad(lambda g: backwork.reference_distance(g, ref_d))(gen_d)
+    np.testing.assert_allclose(g_fast, g_def, rtol=1e-5, atol=1e-7)
+
+
+def test_total_cost_combines_terms_with_factors(trained_mnist, mnist):
+    net, params = trained_mnist
+    cfg = BackworkConfig(images_per_label=3, refs_per_label=5, labels=(2,))
+    refs = backwork.reference_activations(net, params, mnist.train_images, mnist.train_labels, (2,), 5)
+    refs1 = jax.tree.map(lambda a: a[0], refs)
+    hyper = jax.tree.map(lambda a: a[0], backwork.make_hypers(cfg, SweepConfig().settings(cfg)))
+    x = jax.random.uniform(jax.random.key(1), (3, 28, 28, 1))
+    cost, _ = backwork.backwork_cost(net, params, x, refs1, jnp.int32(2), hyper)
+
+    ref_x = jnp.asarray(mnist.train_images[mnist.train_labels == 2][:5])
+    logits, acts = forward(net, params, x, layers=net.layer_names)
+    _, ref_acts = forward(net, params, ref_x, layers=net.layer_names)
+    f = cfg.layer_factors
+    expected = f[-1] * float(jnp.mean(1 - jax.nn.softmax(logits)[:, 2]))
+    for i, name in enumerate(net.layer_names[:-1]):
+        expected += f[i] * (0.5 / float(backwork.reference_distance(acts[name], ref_acts[name]))
+                            + 0.5 / float(backwork.batch_distance(acts[name])))
+    assert float(cost) == pytest.approx(expected, rel=1e-4)
+
+
+def test_study_layer_factors():
+    assert backwork.logspace_factors(5) == pytest.approx(BackworkConfig().layer_factors)
+    assert BackworkConfig().layer_factors == pytest.approx((1e-5, 1e-4, 1e-3, 1e-2, 10.0))
+
+
+# ---------------------------------------------------------------------------------- re-initialisation rule
+
+
+def test_stuck_rule():
+    # history [checks + 1 = 4, batch = 5], oldest first
+    history = jnp.array([
+        [0.5, 0.5, 0.5, -1.0, 0.995],
+        [0.4, 0.6, 0.5, 0.3, 0.994],
+        [0.3, 0.5, 0.5, 0.2, 0.993],
+        [0.2, 0.4, 0.5, 0.1, 0.992],
+    ])
+    prob = history[-1]
+    stuck = backwork.stuck(history, prob, reinit_below=0.99)
+    # 0: falling throughout -> stuck; 1: rose once -> not; 2: flat (never rose) -> stuck;
+    # 3: history not full yet -> not; 4: falling but above 0.99 -> not
+    assert stuck.tolist() == [True, False, True, False, False]
+
+
+def test_check_reinitialises_stuck_inputs_and_resets_their_state(trained_mnist):
+    net, params = trained_mnist
+    cfg = BackworkConfig(images_per_label=2, num_mono_dec_saves=2)
+    state = backwork.init_state(net, cfg, key=jax.random.key(0))
+    probs = jax.nn.softmax(forward(net, params, state.x)[0])
+    label = int(jnp.argmin(probs[0]))  # a class input 0 is far from (p < 0.1)
+    p0, p1 = float(probs[0, label]), float(probs[1, label])
+    # Input 0's probability fell over the last checks and the next check continues the fall; input 1's rose.
+    history = jnp.array([[p0 + 0.3, p1 - 0.2], [p0 + 0.2, p1 - 0.1], [p0 + 0.1, p1 - 0.05]])
+    state = state._replace(history=history,
+                           adam=state.adam._replace(mu=jnp.ones_like(state.x), nu=jnp.ones_like(state.x)))
+    new = backwork.backwork_check(net, cfg, params, jnp.int32(label), state, key=jax.random.key(5))
+    assert new.reinitialised.tolist() == [1, 0]
+    assert not np.allclose(new.x[0], state.x[0]) and 0.0 <= float(new.x.min()) and float(new.x.max()) <= 1.0
+    np.testing.assert_array_equal(new.x[1], state.x[1])
+    assert float(jnp.abs(new.adam.mu[0]).max()) == 0.0 and float(jnp.abs(new.adam.nu[0]).max()) == 0.0
+    assert float(new.adam.mu[1].min()) == 1.0
+    assert new.history[:, 0].tolist() == [-1.0, -1.0, -1.0]
+    np.testing.assert_allclose(new.history[:, 1], [p1 - 0.1, p1 - 0.05, p1], rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------ vmapped step, compile once
+
+
+@pytest.fixture(scope="module")
+def small_setup(trained_mnist, mnist):
+    net, params = trained_mnist
+    cfg = BackworkConfig(images_per_label=3, refs_per_label=20, labels=(1, 7), max_steps=3)
+    refs = backwork.reference_activations(net, params, mnist.train_images, mnist.train_labels, cfg.labels, 20)
+    return net, params, cfg, refs
+
+
+def test_label_vmapped_step_equals_per_label_steps(small_setup):
+    net, params, cfg, refs = small_setup
+    sweep = SweepConfig(prev_coeff=(0.5, 2.0))
+    settings = sweep.settings(cfg)
+    hypers = backwork.make_hypers(cfg, settings)
+    keys = jax.random.split(jax.random.key(0), (2, 2))
+    state = jax.vmap(jax.vmap(lambda k: backwork.init_state(net, cfg, key=k)))(keys)
+    steps = backwork.make_steps(net, cfg)
+    labels = jnp.asarray(cfg.labels)
+    check_keys = jax.random.split(jax.random.key(1), 2)
+    copy = jax.tree.map(jnp.copy, state)
+    out = steps.check(params, labels, steps.update(params, refs, labels, hypers, copy), check_keys)
+    for s in range(2):
+        for i, lab in enumerate(cfg.labels):
+            one = jax.tree.map(lambda a: a[s, i], state)
+            h = jax.tree.map(lambda a: a[s], hypers)
+            r = jax.tree.map(lambda a: a[i], refs)
+            one = backwork.backwork_update(net, params, r, jnp.int32(lab), h, one)
+            one = backwork.backwork_check(net, cfg, params, jnp.int32(lab), one, key=check_keys[i])
+            np.testing.assert_allclose(out.x[s, i], one.x, atol=1e-6)
+            np.testing.assert_allclose(out.prob[s, i], one.prob, atol=1e-6)
+
+
+def test_step_compiles_once_across_iterations(small_setup, mnist):
+    net, params, cfg, _ = small_setup
+    traces = {"update": 0, "check": 0}
+    real_update, real_check = backwork.backwork_update, backwork.backwork_check
+
+    def counting_update(*a, **k):
+        traces["update"] += 1
+        return real_update(*a, **k)
+
+    def counting_check(*a, **k):
+        traces["check"] += 1
+        return real_check(*a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(backwork, "backwork_update", counting_update)
+        mp.setattr(backwork, "backwork_check", counting_check)
+        cfg5 = dataclasses.replace(cfg, max_steps=5, prob_cap_min=1.0, updates_per_check=2)
+        result = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, cfg5)
+    assert result.steps.tolist() == [[10, 10]]  # 5 checks x 2 updates, nothing stopped early
+    assert traces == {"update": 1, "check": 1}
+
+
+def test_run_is_deterministic_and_in_bounds(small_setup, mnist):
+    net, params, cfg, _ = small_setup
+    a = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, cfg)
+    b = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, cfg)
+    np.testing.assert_array_equal(a.images, b.images)
+    assert a.images.min() >= 0.0 and a.images.max() <= 1.0
+    assert a.images.shape == (1, 2, 3, 28, 28, 1) and a.probs.shape == (1, 2, 3)
+
+
+def test_sweep_is_one_program_matching_separate_runs(small_setup, mnist):
+    net, params, cfg, _ = small_setup
+    swept = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, cfg,
+                                  SweepConfig(sim_coeff=(0.5, 3.0)))
+    single = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels,
+                                   dataclasses.replace(cfg, sim_coeff=3.0))
+    assert [s["sim_coeff"] for s in swept.settings] == [0.5, 3.0]
+    np.testing.assert_allclose(swept.images[1], single.images[0], atol=1e-5)
+
+
+def test_stopping_freezes_a_finished_label(small_setup, mnist):
+    net, params, cfg, _ = small_setup
+    easy = dataclasses.replace(cfg, prob_cap_min=1e-9, max_steps=4)  # done after the first check
+    result = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, easy)
+    assert result.steps.tolist() == [[1, 1]]
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"labels": (12,)}, "class index 12 out of range"),
+        ({"images_per_label": 1}, "images_per_label must be >= 2"),
+        ({"layer_factors": (1.0, 2.0)}, "one factor per layer"),
+        ({"max_steps": 0}, "must be >= 1"),
+    ],
+)
+def test_bad_config_is_a_clear_error(small_setup, mnist, change, message):
+    net, params, cfg, _ = small_setup
+    with pytest.raises(ValueError, match=message):
+        backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, dataclasses.replace(cfg, **change))
+
+
+def test_nearest_distances_by_hand():
+    q = np.array([[0.0, 0.0], [3.0, 4.0]])
+    pool = np.array([[0.0, 1.0], [3.0, 0.0], [6.0, 8.0]])
+    np.testing.assert_allclose(backwork.nearest_distances(q, pool), [1.0, 4.0], rtol=1e-6)
+    np.testing.assert_allclose(backwork.nearest_distances(pool, pool, exclude_self=True),
+                               [np.sqrt(10), np.sqrt(10), np.sqrt(73)], rtol=1e-5)

@@ -1,0 +1,53 @@
+"""The Network convention: named activations, taps, shapes."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxfool.models import activation_shapes, forward, forward_with_taps, logits_fn, mnist_cnn, zero_taps
+from jaxfool.models.layers import max_pool_2x2
+
+
+def test_named_activations_have_the_study_shapes():
+    net = mnist_cnn()
+    params = net.init(key=jax.random.key(0))
+    x = jax.random.uniform(jax.random.key(1), (3, 28, 28, 1))
+    logits, acts = forward(net, params, x, layers=net.layer_names)
+    assert {k: v.shape for k, v in acts.items()} == {
+        "inputs": (3, 28, 28, 1), "conv0": (3, 14, 14, 32), "conv1": (3, 7, 7, 64), "fc": (3, 1024),
+        "logits": (3, 10)}
+    assert logits.dtype == jnp.float32
+    np.testing.assert_array_equal(acts["logits"], logits)
+    np.testing.assert_array_equal(acts["inputs"], x)
+    np.testing.assert_array_equal(logits_fn(net, params)(x), logits)
+    assert activation_shapes(net, params, x, ["conv1"])["conv1"].shape == (3, 7, 7, 64)
+
+
+def test_fc_is_before_relu_and_conv_after():
+    net = mnist_cnn()
+    params = net.init(key=jax.random.key(0))
+    _, acts = forward(net, params, jax.random.uniform(jax.random.key(1), (4, 28, 28, 1)), layers=("conv1", "fc"))
+    assert float(acts["conv1"].min()) >= 0.0
+    assert float(acts["fc"].min()) < 0.0
+
+
+def test_tap_gradient_is_the_activation_gradient_by_hand():
+    net = mnist_cnn()
+    params = net.init(key=jax.random.key(0))
+    x = jax.random.uniform(jax.random.key(1), (2, 28, 28, 1))
+    taps = zero_taps(net, params, x, ["conv0", "fc"])
+    logits, acts = forward_with_taps(net, params, x, taps)
+    np.testing.assert_array_equal(logits, forward(net, params, x)[0])
+    grads = jax.grad(lambda t: forward_with_taps(net, params, x, t)[0][:, 3].sum())(taps)
+    # logits = relu(fc) @ W + b, so d logit_3 / d fc = 1[fc > 0] * W[:, 3]
+    expected = (acts["fc"] > 0) * params["logits"]["kernel"][:, 3]
+    np.testing.assert_allclose(grads["fc"], expected, atol=1e-7)
+    assert grads["conv0"].shape == (2, 14, 14, 32)
+
+
+def test_max_pool_2x2_by_hand():
+    x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    np.testing.assert_array_equal(max_pool_2x2(x)[0, :, :, 0], [[5.0, 7.0], [13.0, 15.0]])
+    assert max_pool_2x2(jnp.zeros((1, 5, 7, 2))).shape == (1, 2, 3, 2)
