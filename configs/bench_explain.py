@@ -1,7 +1,9 @@
 """Benchmark of jaxfool's explanations against Captum and pytorch-grad-cam on VGG16 and the MNIST CNN.
 
-Run: ``python -m experiments.bench_explain`` (several minutes on 2 CPU cores);
-``python -m experiments.bench_explain --repeats 1 --models mnist_cnn`` for a quick look.
+Run (several minutes on 2 CPU cores):
+    python -m experiments.bench_explain --config configs/bench_explain.py
+A quick look, MNIST only:
+    python -m experiments.bench_explain --config configs/bench_explain.py --config.vgg16.enabled=false
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ class ModelBench:
     """One model's share of the benchmark.
 
     Attributes:
-        name: ``"vgg16"`` (13 conv layers, 224x224x3) or ``"mnist_cnn"``.
+        enabled: time this model.
         occlusion: occlusion settings, used identically by jaxfool and Captum (``batch_size`` is Captum's
             ``perturbations_per_eval``).
         repeats: timed calls per measurement after one warm-up call (the median is reported).
@@ -24,33 +26,40 @@ class ModelBench:
             VGG16, so off there; the flop-count test covers it).
     """
 
-    name: str
-    occlusion: OcclusionConfig
+    enabled: bool = True
+    occlusion: OcclusionConfig = dataclasses.field(default_factory=OcclusionConfig)
     repeats: int = 2
     per_layer_calls: bool = False
 
+    def validate(self) -> None:
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+
 
 @dataclasses.dataclass
-class BenchExplainConfig:
+class Config:
     """Benchmark settings.
 
     Attributes:
-        models: which models to time.
+        workdir: ``metrics.json`` goes to ``workdir/bench_explain/<run_name or timestamp>``.
+        run_name: name of the run folder (default: a timestamp).
+        mnist: the MNIST CNN (2 conv layers, 28x28x1).
+        vgg16: VGG16 (13 conv layers, 224x224x3, batch 1).
         pytorch_grad_cam_site: a folder holding pytorch-grad-cam (``pip install --no-deps --target DIR
-            grad-cam ttach opencv-python-headless``), prepended to ``sys.path``; skipped if it is absent.
-        seed: seeds weights and inputs.
-        out_dir: parent of the run folder that receives ``metrics.json``.
+            grad-cam ttach opencv-python-headless``), prepended to ``sys.path``; it is skipped if not importable.
+        seed: seeds the shared random weights and the input.
     """
 
-    models: tuple[ModelBench, ...] = (
-        ModelBench("mnist_cnn", OcclusionConfig(window=4, stride=1, baseline=0.0, batch_size=128), repeats=20,
-                   per_layer_calls=True),
-        ModelBench("vgg16", OcclusionConfig(window=64, stride=32, baseline=0.0, batch_size=12)),
-    )
+    workdir: str = "runs"
+    run_name: str = ""
+    mnist: ModelBench = dataclasses.field(default_factory=lambda: ModelBench(
+        occlusion=OcclusionConfig(window=4, stride=1, baseline=0.0, batch_size=128), repeats=20,
+        per_layer_calls=True))
+    vgg16: ModelBench = dataclasses.field(default_factory=lambda: ModelBench(
+        occlusion=OcclusionConfig(window=64, stride=32, baseline=0.0, batch_size=12), repeats=2))
     pytorch_grad_cam_site: str | None = "/tmp/pgc_site"
     seed: int = 0
-    out_dir: str = "runs/bench_explain"
 
 
-def get_config() -> BenchExplainConfig:
-    return BenchExplainConfig()
+def get_config() -> Config:
+    return Config()

@@ -1,5 +1,8 @@
 """Times jaxfool's explanations against Captum and pytorch-grad-cam, in one run, on the same weights.
 
+Run:
+    python -m experiments.bench_explain --config configs/bench_explain.py
+
 For each model the JAX network and a plain-PyTorch twin share one set of (random, He-scaled) weights, so
 the peers compute the same maps; the run checks that they agree before it times anything. Reported per model:
 
@@ -11,31 +14,32 @@ the peers compute the same maps; the run checks that they agree before it times 
 
 Ratios are peer time / jaxfool time (> 1: jaxfool is faster). Timings are medians of ``repeats`` calls after a
 warm-up (which includes jaxfool's compilation). The peers run with parameter gradients off, their fastest setting.
+Writes ``metrics.json`` and ``config.json`` into ``<workdir>/bench_explain/<run>/``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import datetime
-import json
+import logging
 import os
 import statistics
 import sys
 import time
 import types
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs.bench_explain import BenchExplainConfig, ModelBench, get_config
-from jaxfool import explain
+from jaxfool import cli, explain, runs
 from jaxfool.explain._common import input_gradients, pair
 from jaxfool.models import Network, Tap, mnist_cnn
 from jaxfool.models.layers import max_pool_2x2
+
+log = logging.getLogger("bench_explain")
 
 VGG_BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 VGG_CONV_LAYERS = tuple(f"block{b}_conv{i}" for b, (n, _) in enumerate(VGG_BLOCKS, 1) for i in range(1, n + 1))
@@ -178,13 +182,13 @@ def _import_pytorch_grad_cam(site: str | None):
         return None
 
 
-def bench_model(spec: ModelBench, config: BenchExplainConfig) -> dict:
-    """Parity checks and timings for one model; returns its metrics."""
+def bench_model(name: str, spec: Any, config: Any) -> dict:
+    """Parity checks and timings for model ``name`` (``"mnist_cnn"`` or ``"vgg16"``); returns its metrics."""
     import torch
     from captum.attr import LayerAttribution, LayerGradCam, Occlusion
 
-    net = vgg16_network() if spec.name == "vgg16" else mnist_cnn()
-    layers = VGG_CONV_LAYERS if spec.name == "vgg16" else ("conv0", "conv1")
+    net = vgg16_network() if name == "vgg16" else mnist_cnn()
+    layers = VGG_CONV_LAYERS if name == "vgg16" else ("conv0", "conv1")
     params = _he_params(net, config.seed)
     model, modules = torch_twin(net, params)
     rng = np.random.default_rng(config.seed + 1)
@@ -193,7 +197,7 @@ def bench_model(spec: ModelBench, config: BenchExplainConfig) -> dict:
     label = int(model(xt).argmax())  # explain the predicted class, as the studies do
     size = x.shape[:2]
     occ = dataclasses.asdict(spec.occlusion)
-    out: dict = {"model": spec.name, "layers": len(layers), "label": label, "occlusion": occ}
+    out: dict = {"model": name, "layers": len(layers), "label": label, "occlusion": occ}
 
     # --- jaxfool, compiled once for this network.
     all_layers = jax.jit(lambda p, v: explain.cams(net, p, v, label, layers=layers))
@@ -224,8 +228,8 @@ def bench_model(spec: ModelBench, config: BenchExplainConfig) -> dict:
     ours_occ = np.asarray(occlusion(params, x))
     theirs_occ = captum_occlusion().numpy()[0, 0]
     out["max_rel_diff_occlusion"] = float(np.abs(ours_occ - theirs_occ).max() / max(1e-12, np.abs(ours_occ).max()))
-    print(f"[{spec.name}] parity: grad-cam {out['max_rel_diff_grad_cam']:.2g}, "
-          f"occlusion {out['max_rel_diff_occlusion']:.2g} (max |diff| / max |map|)", flush=True)
+    log.info("%s parity (max |diff| / max |map|): grad-cam %.2g, occlusion %.2g", name,
+             out["max_rel_diff_grad_cam"], out["max_rel_diff_occlusion"])
 
     r = spec.repeats
     t = {}
@@ -260,22 +264,22 @@ def bench_model(spec: ModelBench, config: BenchExplainConfig) -> dict:
     return out
 
 
-def run(config: BenchExplainConfig) -> dict:
-    """Runs the benchmark for every configured model; writes and returns the metrics."""
+def run(config: Any) -> dict:
+    """Runs the benchmark for every enabled model; writes and returns the metrics."""
     import torch
 
+    cli.validate(config)
+    run_dir = runs.new_run_dir(config.workdir, "bench_explain", config.run_name)
+    runs.write_json(run_dir / "config.json", config)
+    specs = {"mnist_cnn": config.mnist, "vgg16": config.vgg16}
     metrics = {
         "device": jax.devices()[0].device_kind, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "repeats": {s.name: s.repeats for s in config.models},
-        "models": [bench_model(spec, config) for spec in config.models],
+        "models": [bench_model(name, spec, config) for name, spec in specs.items() if spec.enabled],
     }
     print(_table(metrics))
-    folder = os.path.join(config.out_dir, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1)
-    print(f"wrote {folder}/metrics.json")
-    return metrics
+    runs.write_json(run_dir / "metrics.json", metrics)
+    log.info("run folder %s", run_dir)
+    return {**metrics, "run_dir": str(run_dir)}
 
 
 def _table(metrics: dict) -> str:
@@ -288,18 +292,5 @@ def _table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, help="timed calls per measurement, for every model")
-    parser.add_argument("--models", nargs="+", choices=("mnist_cnn", "vgg16"), help="models to time")
-    args = parser.parse_args(argv)
-    config = get_config()
-    models = tuple(s for s in config.models if not args.models or s.name in args.models)
-    if args.repeats:
-        models = tuple(dataclasses.replace(s, repeats=args.repeats) for s in models)
-    config = dataclasses.replace(config, models=models)
-    run(config)
-
-
 if __name__ == "__main__":
-    main()
+    cli.main(run)

@@ -97,8 +97,9 @@ def test_ink_mask_by_hand():
 
 def test_occlusion_finds_the_ink_better_than_chance(trained_mnist, mnist):
     net, params = trained_mnist
-    out = explain.ink_overlap(net, params, mnist.test_images[:8], key=jax.random.key(0),
+    images = mnist.test_images[[int(np.flatnonzero(mnist.test_labels == c)[0]) for c in range(10)]]
+    out = explain.ink_overlap(net, params, images, key=jax.random.key(0),
                               occlusion_config=explain.OcclusionConfig(window=4, stride=2))
-    assert out.occlusion.shape == out.grad_cam.shape == out.random.shape == (8,)
+    assert out.occlusion.shape == out.grad_cam.shape == out.random.shape == (10,)
     summary = out.summary()
     assert summary["occlusion_iou"] > 2 * summary["random_iou"], summary

@@ -42,6 +42,14 @@ class OcclusionConfig:
     score: str = "logit"
     batch_size: int = 64
 
+    def validate(self) -> None:
+        pair(self.window, "occlusion window")
+        if self.stride is not None:
+            pair(self.stride, "occlusion stride")
+        check_score(self.score)
+        if self.batch_size < 1:
+            raise ValueError(f"occlusion batch_size must be >= 1, got {self.batch_size}")
+
 
 def window_starts(size: int, window: int, stride: int) -> np.ndarray:
     """Start offsets of the occluding window along one axis of length ``size`` (Captum's shift counts)."""
