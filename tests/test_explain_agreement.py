@@ -57,17 +57,17 @@ def test_centroid_shift_and_agreement_by_hand():
     b = np.zeros((8, 8), np.float32)
     a[1, 1], b[4, 5] = 1.0, 2.0
     np.testing.assert_allclose(explain.centroid_shift(a, b), 5.0)  # (3, 4) apart
-    same = explain.agreement(a + 0.1 * np.arange(64).reshape(8, 8), a + 0.1 * np.arange(64).reshape(8, 8))
+    same = explain.compare_heatmaps(a + 0.1 * np.arange(64).reshape(8, 8), a + 0.1 * np.arange(64).reshape(8, 8))
     np.testing.assert_allclose([same.spearman, same.top_k_iou, same.centroid_shift], [1.0, 1.0, 0.0], atol=1e-6)
     assert bool(same.pointing)
     # The metrics are jittable and vmappable: attention shift for a batch of clean/adversarial pairs.
-    batch = jax.jit(jax.vmap(explain.agreement))(jnp.stack([a, a]), jnp.stack([a, b]))
+    batch = jax.jit(jax.vmap(explain.compare_heatmaps))(jnp.stack([a, a]), jnp.stack([a, b]))
     np.testing.assert_allclose(batch.centroid_shift, [0.0, 5.0], atol=1e-6)
 
 
 def test_agreement_needs_maps_of_one_shape():
     with pytest.raises(ValueError, match=r"got \(4, 4\) and \(8, 8\); resize one with jax.image.resize first"):
-        explain.agreement(np.zeros((4, 4)), np.zeros((8, 8)))
+        explain.compare_heatmaps(np.zeros((4, 4)), np.zeros((8, 8)))
 
 
 def test_load_mask_from_png(tmp_path):

@@ -8,15 +8,16 @@ Every method takes ONE example ``x [H, W, C]`` and a class index and works on an
 * Gradients in pixel space: :func:`saliency`, :func:`smooth_grad`, :func:`integrated_gradients`,
   :func:`guided_backprop` (via :func:`guided_relu`) and :func:`guided_grad_cam`.
 * Perturbation: :func:`occlusion` (Captum's definition, memory-bounded batches).
-* Agreement between heatmaps and masks: :mod:`jaxfool.explain.agreement`.
+* Agreement between heatmaps and masks: :func:`compare_heatmaps` and the metrics of
+  :mod:`jaxfool.explain.agreement`.
 * Pictures: :mod:`jaxfool.explain.render`.
 """
 
 from jaxfool.explain._common import SCORES, class_score
 from jaxfool.explain.agreement import (
     Agreement,
-    agreement,
     centroid_shift,
+    compare_heatmaps,
     iou,
     load_mask,
     mask_iou,
@@ -45,10 +46,10 @@ __all__ = [
     "METHODS",
     "OcclusionConfig",
     "SCORES",
-    "agreement",
     "cams",
     "centroid_shift",
     "class_score",
+    "compare_heatmaps",
     "grad_cam",
     "grad_cam_plus_plus",
     "guided_backprop",

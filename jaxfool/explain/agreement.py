@@ -138,9 +138,9 @@ class Agreement(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnames=("fraction",))
-def agreement(a: Array, b: Array, *, fraction: float = 0.2) -> Agreement:
+def compare_heatmaps(a: Array, b: Array, *, fraction: float = 0.2) -> Agreement:
     """All agreement numbers between two heatmaps ``[H, W]`` (methods, clean vs adversarial, two models)."""
-    _same_shape(a, b, "agreement")
+    _same_shape(a, b, "compare_heatmaps")
     return Agreement(
         spearman=spearman(a, b),
         top_k_iou=top_k_iou(a, b, fraction=fraction),
