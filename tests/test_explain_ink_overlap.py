@@ -23,8 +23,8 @@ def test_ink_overlap_experiment(tmp_path):
 
     config = get_config()
     config.workdir, config.run_name = str(tmp_path), "t"
-    config.data.source, config.data.max_train, config.data.max_test = "embedded", 600, 100
-    config.train.epochs, config.num_images, config.occlusion.stride = 1, 12, 2
+    config.data.source, config.data.max_train, config.data.max_test = "embedded", 200, 100
+    config.train.epochs, config.num_images, config.occlusion.stride = 1, 12, 4
     metrics = run(config)
     assert set(metrics) >= {"baseline_0", "baseline_0.5", "ink_fraction", "test_accuracy"}
     black = metrics["baseline_0"]
