@@ -42,7 +42,9 @@ def test_batch_distance_by_hand():
 
 def test_output_cost_by_hand():
     logits = jnp.log(jnp.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]]))
-    assert float(backwork.output_cost(logits, 0)) == pytest.approx(1 - (0.7 + 0.1) / 2, rel=1e-6)
+    assert float(backwork.output_cost(logits, 0, "one_minus_p")) == pytest.approx(1 - (0.7 + 0.1) / 2, rel=1e-6)
+    assert float(backwork.output_cost(logits, 0, "cross_entropy")) == pytest.approx(
+        -(np.log(0.7) + np.log(0.1)) / 2, rel=1e-6)
 
 
 def test_fast_reference_forms_equal_the_definition():
@@ -73,7 +75,7 @@ def test_total_cost_combines_terms_with_factors(trained_mnist, mnist):
     logits, acts = forward(net, params, x, layers=net.layer_names)
     _, ref_acts = forward(net, params, ref_x, layers=net.layer_names)
     f = cfg.layer_factors
-    expected = f[-1] * float(jnp.mean(1 - jax.nn.softmax(logits)[:, 2]))
+    expected = f[-1] * float(jnp.mean(-jax.nn.log_softmax(logits)[:, 2]))  # the default output term
     for i, name in enumerate(net.layer_names[:-1]):
         expected += f[i] * (0.5 / float(backwork.reference_distance(acts[name], ref_acts[name]))
                             + 0.5 / float(backwork.batch_distance(acts[name])))

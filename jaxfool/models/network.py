@@ -74,7 +74,7 @@ class Network:
         shape = tuple(input_shape or self.input_shape)
         if any(s is None for s in shape):
             raise ValueError(f"{self.name}: input size {shape} is not fixed; pass input_shape=(H, W, C) to init")
-        return self.module.init(key, jnp.zeros((1, *shape), jnp.float32))["params"]
+        return _init(self, shape, key)
 
     def check_layers(self, layers: Sequence[str]) -> tuple[str, ...]:
         """Returns ``layers`` as a tuple, or raises a one-line error naming the valid layers."""
@@ -95,6 +95,12 @@ class Network:
     def check_input(self, x: Any, *, batched: bool = True) -> None:
         """Raises a one-line error if ``x`` has the wrong shape, NaNs, or pixels outside :attr:`bounds`."""
         checks.check_images(x, self.input_shape, self.bounds, batched=batched, what=f"{self.name} input")
+
+
+@jax.jit(static_argnums=(0, 1))
+def _init(net: Network, shape: tuple[int, ...], key: Array) -> Params:
+    # One compiled program: run eagerly, every initialiser op compiles on its own (seconds per process).
+    return net.module.init(key, jnp.zeros((1, *shape), jnp.float32))["params"]
 
 
 def forward(
