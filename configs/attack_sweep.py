@@ -25,6 +25,8 @@ class DefenceConfig:
         distillation: Papernot et al.'s defensive distillation.
         eps: the training attacks' L-inf radius.
         pgd_steps: PGD steps per training minibatch (Madry et al. use 40; fewer keeps CPU training in minutes).
+        ramp_epochs: the first epochs of PGD training use a growing radius ``eps * (i + 1) / (ramp_epochs + 1)``:
+            at full radius from the start the CNN collapses to the uniform prediction (loss ln 10) on this data.
         adv_train: optimisation of the adversarially trained models, warm-started from the plain model.
         temperature: distillation temperature ``T``.
         distill_train: optimisation of the distillation teacher and student (each).
@@ -35,7 +37,10 @@ class DefenceConfig:
     distillation: bool = True
     eps: float = 0.3
     pgd_steps: int = 7
-    adv_train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=10, seed=1))
+    ramp_epochs: int = 2
+    adv_train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(epochs=8, learning_rate=5e-4, seed=1)
+    )
     temperature: float = 20.0
     distill_train: TrainConfig = dataclasses.field(
         default_factory=lambda: TrainConfig(epochs=8, learning_rate=3e-3, seed=2)
@@ -44,6 +49,8 @@ class DefenceConfig:
     def validate(self) -> None:
         if self.eps <= 0 or self.pgd_steps < 1 or self.temperature <= 0:
             raise ValueError("defences.eps and defences.temperature must be > 0 and defences.pgd_steps >= 1")
+        if not 0 <= self.ramp_epochs < self.adv_train.epochs:
+            raise ValueError("defences.ramp_epochs must be >= 0 and fewer than defences.adv_train.epochs")
 
 
 @dataclasses.dataclass

@@ -83,19 +83,29 @@ def train_models(config: Any, data: Mnist) -> tuple[Network, dict[str, Params], 
     like = jax.eval_shape(lambda: net.init(key=jax.random.key(0)))
     onehot = one_hot(data.train_labels, net.num_classes)
 
-    def adversarial(name: str, attack: attacks.Attack, fraction: float) -> None:
-        tag = f"{name}-eps{d.eps:g}-steps{attack.steps}-from-{pathlib.Path(info['checkpoint']).name}"
+    def adversarial(name: str, attack: attacks.Attack, fraction: float, ramp: int) -> None:
+        tag = f"{name}-eps{d.eps:g}-steps{attack.steps}-ramp{ramp}-from-{pathlib.Path(info['checkpoint']).name}"
         path = cache / zoo.model_key(net, data, d.adv_train, tag)
-        batch_fn = defences.adversarial_batch_fn(net, attack, attack.params(d.eps), fraction=fraction)
-        make = lambda: train(net, data.train_images, onehot, d.adv_train, params=plain, batch_fn=batch_fn,
-                             desc=f"{name} training")[0]
-        models[name] = _cached(path, like, make, {"defence": name, "eps": d.eps, "train": runs.to_jsonable(d.adv_train)})
-        details[name] = {"checkpoint": str(path)}
+        # (radius, epochs) phases, each warm-started from the previous parameters.
+        phases = [(d.eps * (i + 1) / (ramp + 1), 1) for i in range(ramp)] + [(d.eps, d.adv_train.epochs - ramp)]
+
+        def make() -> Params:
+            params = plain
+            for i, (eps, epochs) in enumerate(phases):
+                batch_fn = defences.adversarial_batch_fn(net, attack, attack.params(eps), fraction=fraction)
+                phase = dataclasses.replace(d.adv_train, epochs=epochs, seed=d.adv_train.seed + i)
+                params = train(net, data.train_images, onehot, phase, params=params, batch_fn=batch_fn,
+                               desc=f"{name} training at eps {eps:.3g}")[0]
+            return params
+
+        meta = {"defence": name, "phases": phases, "train": runs.to_jsonable(d.adv_train)}
+        models[name] = _cached(path, like, make, meta)
+        details[name] = {"checkpoint": str(path), "phases": phases}
 
     if d.fgsm_training:
-        adversarial("fgsm_trained", attacks.get_attack("fgsm"), 0.5)
+        adversarial("fgsm_trained", attacks.get_attack("fgsm"), 0.5, 0)
     if d.pgd_training:
-        adversarial("pgd_trained", attacks.get_attack("pgd", steps=d.pgd_steps), 1.0)
+        adversarial("pgd_trained", attacks.get_attack("pgd", steps=d.pgd_steps), 1.0, d.ramp_epochs)
     if d.distillation:
         path = cache / zoo.model_key(net, data, d.distill_train, f"distilled-T{d.temperature:g}")
         make = lambda: defences.defensive_distillation(

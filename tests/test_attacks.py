@@ -107,7 +107,7 @@ def test_input_diversity_resizes_into_a_zero_padded_canvas():
 # --- invariants over random small models and settings ---------------------------------------------------------------
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     name=st.sampled_from(attacks.attack_names()),
     eps=st.floats(0.0, 2.0),
@@ -133,7 +133,7 @@ def test_result_is_inside_the_ball_and_the_bounds(name, eps, bounds, loss, targe
     assert float(sizes.max()) <= eps * scale * (1 + 1e-5) + 1e-5 * scale
 
 
-@pytest.mark.parametrize("name", attacks.attack_names())
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "pgd_l2", "mdi2fgsm"])  # every piece: start, norms, momentum, DI
 def test_zero_eps_returns_the_input(name):
     attack = attacks.get_attack(name, steps=2, restarts=2)
     x = _images(4)

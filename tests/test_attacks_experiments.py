@@ -24,7 +24,7 @@ def test_attack_sweep_writes_plot_and_metrics_with_consistent_accuracies(tmp_pat
     config.workdir, config.data, config.train = str(tmp_path), TINY_DATA, TINY_TRAIN
     d = config.defences
     d.adv_train = d.distill_train = TINY_TRAIN
-    d.pgd_steps, d.fgsm_training = 2, False
+    d.pgd_steps, d.fgsm_training, d.ramp_epochs = 2, False, 0
     s = config.sweep
     s.attacks, s.epsilons, s.steps, s.pgd_steps, s.n_test, s.batch_size = ("fgsm", "pgd+margin"), (0.0, 0.3), 2, 3, 20, 10
     metrics = attack_sweep.run(config)
