@@ -28,11 +28,6 @@ from jaxfool.models import mnist_cnn, predict_proba
 log = logging.getLogger("see_the_world")
 
 
-def to_ascent(cfg: Any, bounds: tuple[float, float]) -> visualize.Ascent:
-    """The :class:`~jaxfool.visualize.Ascent` of an ``AscentConfig`` for a network with pixel ``bounds``."""
-    return visualize.Ascent(bounds=tuple(float(b) for b in bounds), **dataclasses.asdict(cfg))
-
-
 def run(config: Any) -> dict[str, Any]:
     """Runs the experiment described by ``config`` (see ``configs/see_the_world.py``); returns the metrics."""
     cli.validate(config)
@@ -47,26 +42,25 @@ def run(config: Any) -> dict[str, Any]:
 
     metrics: dict[str, Any] = {"data_source": data.source, "model_checkpoint": info["checkpoint"],
                                "test_accuracy": info["test_accuracy"], "filters": {}}
-    filt = to_ascent(config.filters, net.bounds)
     for layer in config.filter_layers:
         width = visualize.layer_width(net, params, layer)
-        r = visualize.visualize_filters(net, params, layer, range(width), filt, noise, key=next(keys))
+        r = visualize.visualize_filters(net, params, layer, range(width), config.filters, noise, key=next(keys))
         metrics["filters"][layer] = filter_report(r.values)
         save_filters(r, run_dir, f"{net.name} {layer}", f"filters_{layer}")
 
     if config.speed_filters:
-        metrics["speed"] = batch_vs_one_by_one(net, params, config.filter_layers[0], config.speed_filters, filt,
-                                               noise, key=next(keys))
+        metrics["speed"] = batch_vs_one_by_one(net, params, config.filter_layers[0], config.speed_filters,
+                                               config.filters, noise, key=next(keys))
 
     labels = list(range(net.num_classes))
-    r = visualize.maximize_classes(net, params, labels, to_ascent(config.classes, net.bounds), noise, key=next(keys))
+    r = visualize.maximize_classes(net, params, labels, config.classes, noise, key=next(keys))
     metrics["classes"] = class_report(r.values, config.thresholds)
     save_classes(r, labels, metrics["classes"], run_dir / "classes.png", run_dir / "classes_curves.png",
                  title=f"class maximisation from noise, {net.name}")
 
     metrics["target"] = push_to_target(net, params, data, config.target, run_dir, config.thresholds)
 
-    r = visualize.maximize_classes(net, params, labels, to_ascent(config.fooling, net.bounds), noise, key=next(keys))
+    r = visualize.maximize_classes(net, params, labels, config.fooling, noise, key=next(keys))
     metrics["fooling"] = class_report(r.values, config.thresholds)
     save_classes(r, labels, metrics["fooling"], run_dir / "fooling.png", run_dir / "fooling_curves.png",
                  title="fooling images (decay + blur), " + net.name)
@@ -138,7 +132,7 @@ def push_to_target(net, params, data, cfg, run_dir: pathlib.Path, thresholds) ->
     # Segments of one deterministic ascent: no random transformation, so stopping and restarting changes nothing.
     segments = max(1, cfg.snapshots - 1)
     per = max(1, cfg.ascent.steps // segments)
-    ascent = to_ascent(dataclasses.replace(cfg.ascent, steps=per), net.bounds)
+    ascent = dataclasses.replace(cfg.ascent, steps=per)
     images, curve = [np.asarray(x[0])], []
     key = jax.random.key(0)
     for _ in range(segments):
@@ -150,8 +144,9 @@ def push_to_target(net, params, data, cfg, run_dir: pathlib.Path, thresholds) ->
     probs = np.asarray(predict_proba(net, params, jnp.asarray(np.stack(images))))
     dominate = int(np.argmax(np.asarray(curve) > 0.5)) if max(curve) > 0.5 else -1
     plots.image_grid(np.stack(images)[None], run_dir / "target.png",
-                     captions=[[f"step {i * per}: p({target})={p[target]:.4f}" for i, p in enumerate(probs)]],
-                     title=f"test digit {cfg.source_class} pushed to {target} (steps of {cfg.ascent.step_size})")
+                     captions=[[f"{i * per}: {p[target]:.4f}" for i, p in enumerate(probs)]],
+                     title=f"test digit {cfg.source_class} pushed to {target}: step: p({target}) "
+                           f"(steps of {cfg.ascent.step_size})")
     plots.curves({f"p({target})": curve},
                  run_dir / "target_curve.png", xlabel="step", ylabel="probability", x=np.arange(len(curve)))
     return {"test_index": src, "source_class": cfg.source_class, "target_class": target, "steps": per * segments,
@@ -173,7 +168,8 @@ def batch_vs_one_by_one(net, params, layer, n, ascent, noise, *, key) -> dict[st
                 for j, i in enumerate(idx)]
 
     jax.block_until_ready(batch())
-    jax.block_until_ready(singles()[0])  # compiles the one-filter program
+    jax.block_until_ready(visualize.visualize_filters(net, params, layer, idx[:1], ascent, key=key,
+                                                      starts=starts[:1]))  # compiles the one-filter program
     t0 = time.perf_counter()
     b = jax.block_until_ready(batch())
     t_batch = time.perf_counter() - t0
@@ -197,12 +193,13 @@ def vgg_section(cfg, run_dir: pathlib.Path, *, key) -> dict[str, Any]:
     net = vgg16(include_top=False, preprocess=True)
     shape = (cfg.size, cfg.size, 3)
     params = net.init(key=k_p, input_shape=shape)
-    ascent = to_ascent(cfg.filters, net.bounds)
+    ascent = cfg.filters
     images = []
     for layer, k in zip(cfg.layers, jax.random.split(k_f, len(cfg.layers)), strict=True):
         width = visualize.layer_width(net, params, layer, shape)
-        idx = np.asarray(jax.random.choice(k, width, (cfg.filters_per_layer,), replace=False))
-        r = visualize.visualize_filters(net, params, layer, idx.tolist(), ascent, visualize.VGG_NOISE, key=k,
+        k_choice, k_run = jax.random.split(k)
+        idx = np.asarray(jax.random.choice(k_choice, width, (cfg.filters_per_layer,), replace=False))
+        r = visualize.visualize_filters(net, params, layer, idx.tolist(), ascent, visualize.VGG_NOISE, key=k_run,
                                         image_shape=shape)
         out["filters"][layer] = {"indices": idx.tolist(), **filter_report(r.values)}
         images.append(np.asarray(jax.vmap(visualize.deprocess_image)(r.image)).astype(np.float32) / 255.0)
@@ -210,7 +207,7 @@ def vgg_section(cfg, run_dir: pathlib.Path, *, key) -> dict[str, Any]:
                      title="VGG16, RANDOM weights: filter visualisation (meaningless)")
     top = vgg16(include_top=True, preprocess=True)
     top_params = top.init(key=k_p2)
-    r = visualize.maximize_classes(top, top_params, [cfg.class_index], to_ascent(cfg.classes, top.bounds),
+    r = visualize.maximize_classes(top, top_params, [cfg.class_index], cfg.classes,
                                    visualize.VGG_NOISE, key=k_c)
     plots.image_grid(np.asarray(jax.vmap(visualize.deprocess_image)(r.image))[None].astype(np.float32) / 255.0,
                      run_dir / "vgg_class.png", title=f"VGG16, RANDOM weights: class {cfg.class_index}")

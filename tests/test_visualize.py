@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -117,6 +117,16 @@ def test_layer_batch_equals_one_by_one(trained_mnist):
         np.testing.assert_allclose(one.values[0], batch.values[n], rtol=1e-5, atol=1e-6)
 
 
+def test_rolled_loop_equals_unrolled(trained_mnist):
+    net, params = trained_mnist
+    ascent = V.Ascent(steps=6, step_size=0.05, clip=True, bounds=(0.0, 1.0))
+    a = V.maximize_classes(net, params, [0, 5], ascent, V.MNIST_NOISE, key=jax.random.key(4))
+    b = V.maximize_classes(net, params, [0, 5], dataclasses.replace(ascent, unroll=1), V.MNIST_NOISE,
+                           key=jax.random.key(4))
+    np.testing.assert_allclose(a.image, b.image, atol=1e-5)
+    np.testing.assert_allclose(a.values, b.values, rtol=1e-5, atol=1e-7)
+
+
 def test_class_maximisation_reaches_high_probability(trained_mnist):
     net, params = trained_mnist
     r = V.maximize_classes(net, params, range(10), MNIST_CLASSES, V.MNIST_NOISE, key=jax.random.key(1))
@@ -128,7 +138,7 @@ def test_class_maximisation_reaches_high_probability(trained_mnist):
 
 
 @pytest.mark.parametrize("ascent", [
-    V.Ascent(steps=8, step_size=0.05, clip=True, bounds=(0.0, 1.0), jitter=2, scale=0.1, rotate=10.0),
+    V.Ascent(steps=5, step_size=0.1, clip=True, bounds=(0.0, 1.0), jitter=2, scale=0.1, rotate=10.0),
     V.Ascent(steps=8, step_size=0.05, clip=True, bounds=(0.0, 1.0), tv_weight=0.5, decay=0.01, decay_centre=0.5,
              blur_every=4, blur_sigma=0.5),
     V.Ascent(steps=8, step_size=0.4, bounds=(0.0, 1.0), fourier=True),
@@ -151,6 +161,7 @@ def test_bad_inputs_give_one_line_errors(trained_mnist):
         (lambda: V.maximize_classes(net, params, [10], key=key), "class index 10 out of range"),
         (lambda: V.maximize_classes(net, params, [1, 2], key=key, starts=jnp.zeros((1, 28, 28, 1))), "starting"),
         (lambda: V.Ascent(normalize="l3"), "unknown normalize"),
+        (lambda: V.Ascent(unroll=True), "must be an int"),
         (lambda: V.Ascent(fourier=True, clip=True), "fourier"),
         (lambda: V.ascend(lambda x: x.sum(), jnp.zeros((4, 4, 1)), V.Ascent(jitter=1)), "pass key="),
     ]
