@@ -13,6 +13,7 @@ convention gives every consumer what it needs without touching the model:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxfool import checks
+from jaxfool import checks, xla
 
 Params = Any  # a pytree of arrays
 Array = jax.Array
@@ -170,6 +171,6 @@ def predict_proba(net: Network, params: Params, x: Array, *, batch_size: int = 1
     return jnp.concatenate([_proba(net, params, x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-@jax.jit(static_argnums=0)
+@functools.partial(xla.jit, static_argnums=0)  # per-layer YNNPACK on CPU: batched inference is a forward pass
 def _proba(net: Network, params: Params, x: Array) -> Array:
     return jax.nn.softmax(forward(net, params, x)[0])

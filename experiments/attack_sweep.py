@@ -1,0 +1,179 @@
+"""Robust accuracy against epsilon for each attack on the plain and defended MNIST CNNs.
+
+``python -m experiments.attack_sweep --config configs/attack_sweep.py``. Trains (or restores from
+``<workdir>/models``) the plain CNN and each enabled defence -- FGSM and PGD adversarial training, defensive
+distillation -- then runs every attack over the whole epsilon grid as one vmapped, jitted sweep per batch. Writes
+``robust_accuracy.png`` (one panel per model), ``metrics.json`` and ``config.json`` into
+``<workdir>/attack_sweep/<run>/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from jaxfool import attacks, checkpoints, cli, defences, runs, zoo  # noqa: E402
+from jaxfool.data import Mnist, load_mnist  # noqa: E402
+from jaxfool.models import Network, mnist_cnn  # noqa: E402
+from jaxfool.models.network import Params  # noqa: E402
+from jaxfool.train import accuracy, one_hot, train  # noqa: E402
+
+log = logging.getLogger("attack_sweep")
+
+
+def parse_attack(spec: str, *, steps: int, pgd_steps: int, restarts: int) -> attacks.Attack:
+    """``"pgd"`` or ``"pgd+margin"`` -> the registry attack with the sweep's steps (and the margin loss)."""
+    name, _, loss = spec.partition("+")
+    base = attacks.get_attack(name)
+    overrides: dict[str, Any] = {"loss": loss or "ce"}
+    if base.steps > 1:
+        overrides["steps"] = pgd_steps if base.random_start else steps
+    if base.random_start:
+        overrides["restarts"] = restarts
+    attack = attacks.get_attack(name, **overrides)
+    return dataclasses.replace(attack, name=spec)
+
+
+def robust_accuracy(
+    attack: attacks.Attack, model: attacks.Model, x: np.ndarray, y: np.ndarray, epsilons: tuple[float, ...], *,
+    key: jax.Array, bounds: tuple[float, float], batch_size: int,
+) -> list[float]:
+    """Accuracy under ``attack`` at each of ``epsilons``; each batch is one :func:`jaxfool.attacks.sweep` call."""
+    params = attack.params(jnp.asarray(epsilons, jnp.float32))
+    predict = jax.jit(lambda m, v: m(v).argmax(-1))
+    correct = np.zeros(len(epsilons))
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        adv = attacks.sweep(attack, model, xb, yb, params, key=jax.random.fold_in(key, start), bounds=bounds)
+        preds = predict(model, adv.reshape(-1, *adv.shape[2:])).reshape(len(epsilons), -1)
+        correct += np.sum(np.asarray(preds) == yb[None], axis=1)
+    return list(correct / len(x))
+
+
+def _cached(path: pathlib.Path, like: Params, make: Callable[[], Params], meta: dict[str, Any]) -> Params:
+    """Restores the parameters at ``path`` or makes and saves them (a checkpoint per defended model)."""
+    if checkpoints.exists(path):
+        log.info("restored %s", path)
+        return checkpoints.restore(path, like)[0]
+    params = make()
+    checkpoints.save(path, params, meta)
+    return params
+
+
+def train_models(config: Any, data: Mnist) -> tuple[Network, dict[str, Params], dict[str, Any]]:
+    """The plain CNN and each enabled defence, trained or restored; returns ``(net, {name: params}, info)``."""
+    cache = pathlib.Path(config.workdir) / "models"
+    net = mnist_cnn()
+    plain, info = zoo.load_or_train(net, data, config.train, cache_dir=cache)
+    models, details = {"plain": plain}, {"plain": {"checkpoint": info["checkpoint"]}}
+    d = config.defences
+    like = jax.eval_shape(lambda: net.init(key=jax.random.key(0)))
+    onehot = one_hot(data.train_labels, net.num_classes)
+
+    def adversarial(name: str, attack: attacks.Attack, fraction: float) -> None:
+        tag = f"{name}-eps{d.eps:g}-steps{attack.steps}-from-{pathlib.Path(info['checkpoint']).name}"
+        path = cache / zoo.model_key(net, data, d.adv_train, tag)
+        batch_fn = defences.adversarial_batch_fn(net, attack, attack.params(d.eps), fraction=fraction)
+        make = lambda: train(net, data.train_images, onehot, d.adv_train, params=plain, batch_fn=batch_fn,
+                             desc=f"{name} training")[0]
+        models[name] = _cached(path, like, make, {"defence": name, "eps": d.eps, "train": runs.to_jsonable(d.adv_train)})
+        details[name] = {"checkpoint": str(path)}
+
+    if d.fgsm_training:
+        adversarial("fgsm_trained", attacks.get_attack("fgsm"), 0.5)
+    if d.pgd_training:
+        adversarial("pgd_trained", attacks.get_attack("pgd", steps=d.pgd_steps), 1.0)
+    if d.distillation:
+        path = cache / zoo.model_key(net, data, d.distill_train, f"distilled-T{d.temperature:g}")
+        make = lambda: defences.defensive_distillation(
+            net, data.train_images, data.train_labels, d.distill_train, temperature=d.temperature)[1]
+        models["distilled"] = _cached(path, like, make, {"defence": "distillation", "temperature": d.temperature})
+        details["distilled"] = {"checkpoint": str(path)}
+    return net, models, details
+
+
+def plot(results: dict[str, Any], epsilons: tuple[float, ...], path: pathlib.Path) -> None:
+    """One panel per model: robust accuracy against epsilon, a line per attack."""
+    fig, axes = plt.subplots(1, len(results), figsize=(3.4 * len(results), 3.2), sharey=True, squeeze=False)
+    for ax, (model, result) in zip(axes[0], results.items(), strict=True):
+        for attack, accs in result["robust_accuracy"].items():
+            ax.plot(epsilons, accs, marker="o", markersize=3, label=attack)
+        ax.set_title(model, fontsize=10)
+        ax.set_xlabel("eps (L-inf, pixels in [0, 1])")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("robust accuracy")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(config: Any) -> dict[str, Any]:
+    """Trains or restores the models, sweeps every attack over the epsilons; returns the metrics."""
+    cli.validate(config)
+    start = time.perf_counter()
+    run_dir = runs.new_run_dir(config.workdir, "attack_sweep", config.run_name)
+    runs.write_json(run_dir / "config.json", config)
+    data = load_mnist(config.data)
+    net, models, details = train_models(config, data)
+    s = config.sweep
+    keep = np.concatenate([np.flatnonzero(data.test_labels == c)[: max(1, s.n_test // 10)] for c in range(10)])
+    x, y = data.test_images[keep], data.test_labels[keep]
+    specs = [parse_attack(a, steps=s.steps, pgd_steps=s.pgd_steps, restarts=s.restarts) for a in s.attacks]
+    results: dict[str, Any] = {}
+    key = jax.random.key(config.seed)
+    for name, params in models.items():
+        model = attacks.network_model(net, params)
+        results[name] = {
+            **details[name],
+            "test_accuracy": accuracy(net, params, data.test_images, data.test_labels),
+            "robust_accuracy": {},
+        }
+        for attack in tqdm(specs, desc=f"attacks on {name}", leave=False):
+            accs = robust_accuracy(attack, model, x, y, s.epsilons, key=key, bounds=net.bounds,
+                                   batch_size=s.batch_size)
+            results[name]["robust_accuracy"][attack.name] = accs
+            log.info("%s / %s: %s", name, attack.name, ", ".join(f"{e:g}:{a:.3f}" for e, a in zip(s.epsilons, accs)))
+    plot(results, s.epsilons, run_dir / "robust_accuracy.png")
+    metrics = {
+        "data_source": data.source,
+        "n_attacked": len(x),
+        "epsilons": list(s.epsilons),
+        "attacks": {a.name: runs.to_jsonable(a) for a in specs},
+        "models": results,
+        "headline": _headline(results, s.epsilons),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    runs.write_json(run_dir / "metrics.json", metrics)
+    log.info("headline %s; run folder %s", metrics["headline"], run_dir)
+    return {**metrics, "run_dir": str(run_dir)}
+
+
+def _headline(results: dict[str, Any], epsilons: tuple[float, ...]) -> dict[str, float]:
+    """The issue's must-show figures, where the sweep measured them (eps 0.3)."""
+    out: dict[str, float] = {}
+    if 0.3 not in epsilons:
+        return out
+    i = list(epsilons).index(0.3)
+    for model, result in results.items():
+        for attack, accs in result["robust_accuracy"].items():
+            if attack in ("pgd", "fgsm"):
+                out[f"{model}/{attack}@0.3 robust accuracy"] = accs[i]
+    return out
+
+
+if __name__ == "__main__":
+    cli.main(run)

@@ -1,0 +1,73 @@
+"""Gradient attacks as pure per-example functions: jit them, vmap them over examples and over hyperparameters,
+shard them over a device mesh.
+
+Quick start (``x: [N, H, W, C]`` inside the model's bounds)::
+
+    from jaxfool import attacks
+    model = attacks.network_model(net, params)          # x [batch, H, W, C] -> logits, weights as pytree leaves
+    pgd = attacks.get_attack("pgd", steps=40)
+    x_adv = attacks.perturb(pgd, model, x, labels, pgd.params(eps=0.3), key=key, bounds=net.bounds)
+    eps = jnp.array([0.05, 0.1, 0.2, 0.3])
+    x_advs = attacks.sweep(pgd, model, x, labels, pgd.params(eps=eps), key=key, bounds=net.bounds)  # [4, N, ...]
+
+Per example, an :class:`Attack` is a function ``attack(model, x [H, W, C], label, params, *, key, bounds)``; all
+attacks run the one step loop :func:`iterate`, assembled from the pieces in :mod:`~jaxfool.attacks.transforms`
+and :mod:`~jaxfool.attacks.norms`.
+"""
+
+from jaxfool.attacks.batch import network_model, perturb, stack_params, sweep
+from jaxfool.attacks.gradient import ATTACKS, Attack, attack_names, get_attack
+from jaxfool.attacks.loop import AttackParams, Model, clip_perturbation, iterate
+from jaxfool.attacks.losses import cross_entropy, is_successful, margin, objective
+from jaxfool.attacks.norms import L2, LINF, Norm, get_norm
+from jaxfool.attacks.perlin import PerlinParams, perlin_image, perlin_noise, perlin_perturbation
+from jaxfool.attacks.sharding import replicate, shard_leading
+from jaxfool.attacks.transforms import (
+    GradientTransform,
+    InputTransform,
+    chain,
+    identity_input,
+    input_diversity,
+    momentum,
+    steepest,
+)
+from jaxfool.attacks.universal import UniversalParams, fooling_rate, universal_perturbation
+
+__all__ = [
+    "ATTACKS",
+    "Attack",
+    "AttackParams",
+    "GradientTransform",
+    "InputTransform",
+    "L2",
+    "LINF",
+    "Model",
+    "Norm",
+    "PerlinParams",
+    "UniversalParams",
+    "attack_names",
+    "chain",
+    "clip_perturbation",
+    "cross_entropy",
+    "fooling_rate",
+    "get_attack",
+    "get_norm",
+    "identity_input",
+    "input_diversity",
+    "is_successful",
+    "iterate",
+    "margin",
+    "momentum",
+    "network_model",
+    "objective",
+    "perlin_image",
+    "perlin_noise",
+    "perlin_perturbation",
+    "perturb",
+    "replicate",
+    "shard_leading",
+    "stack_params",
+    "steepest",
+    "sweep",
+    "universal_perturbation",
+]
