@@ -23,7 +23,7 @@ import numpy as np
 
 from jaxfool import cli, plots, runs, visualize, zoo
 from jaxfool.data import load_mnist
-from jaxfool.models import mnist_cnn, predict_proba
+from jaxfool.models import mnist_cnn, predict_proba, vgg16
 
 log = logging.getLogger("see_the_world")
 
@@ -183,11 +183,6 @@ def batch_vs_one_by_one(net, params, layer, n, ascent, noise, *, key) -> dict[st
 
 def vgg_section(cfg, run_dir: pathlib.Path, *, key) -> dict[str, Any]:
     """VGG16 with RANDOM weights (pictures mean nothing): the study's filter and class recipes run on it."""
-    try:
-        from jaxfool.models import vgg16
-    except ImportError:
-        raise RuntimeError("vgg.enabled needs jaxfool.models.vgg16 (branch 'vgg'); merge it or set "
-                           "--config.vgg.enabled=False") from None
     k_f, k_p, k_c, k_p2 = jax.random.split(key, 4)
     out: dict[str, Any] = {"weights": "random (meaningless)", "filters": {}}
     net = vgg16(include_top=False, preprocess=True)
@@ -205,13 +200,17 @@ def vgg_section(cfg, run_dir: pathlib.Path, *, key) -> dict[str, Any]:
         images.append(np.asarray(jax.vmap(visualize.deprocess_image)(r.image)).astype(np.float32) / 255.0)
     plots.image_grid(np.stack(images), run_dir / "vgg_filters.png", row_labels=list(cfg.layers),
                      title="VGG16, RANDOM weights: filter visualisation (meaningless)")
+    if cfg.class_index is None:
+        return out
     top = vgg16(include_top=True, preprocess=True)
     top_params = top.init(key=k_p2)
     r = visualize.maximize_classes(top, top_params, [cfg.class_index], cfg.classes,
                                    visualize.VGG_NOISE, key=k_c)
     plots.image_grid(np.asarray(jax.vmap(visualize.deprocess_image)(r.image))[None].astype(np.float32) / 255.0,
-                     run_dir / "vgg_class.png", title=f"VGG16, RANDOM weights: class {cfg.class_index}")
-    out["class"] = {"index": cfg.class_index, "curve": np.asarray(r.values[0]).tolist()}
+                     run_dir / "vgg_class.png", title=f"VGG16, RANDOM weights: class {cfg.class_index} "
+                           f"({top.class_names[cfg.class_index]}), p={float(r.values[0, -1]):.4f}")
+    out["class"] = {"index": cfg.class_index, "name": top.class_names[cfg.class_index],
+                    "curve": np.asarray(r.values[0]).tolist()}
     return out
 
 

@@ -295,7 +295,8 @@ def ascend(objective: Objective, start: Array, ascent: Ascent, *, key: Array | N
 
     Args:
         objective: ``x [H, W, C] -> scalar``, e.g. from :func:`filter_objective` or :func:`class_objective`.
-        start: the starting pixels ``[H, W, C]``; with ``ascent.fourier`` a spectrum from :func:`fourier_init`.
+        start: the starting pixels ``[H, W, C]``; with ``ascent.fourier`` a spectrum from :func:`fourier_init`
+            (of an image of even width ``W``, which the spectrum's ``W // 2 + 1`` columns imply).
         ascent: the settings.
         key: PRNG key, required when ``ascent`` draws random transformations.
 
@@ -398,6 +399,8 @@ def starts_for(net: Network, n: int, ascent: Ascent, noise: Noise, *, key: Array
     if any(s is None for s in shape):
         raise ValueError(f"{net.name}: input size {shape} is not fixed; pass image_shape=(H, W, C)")
     keys = jax.random.split(key, n)
+    if ascent.fourier and shape[1] % 2:
+        raise ValueError(f"fourier=True needs an even image width (the spectrum implies it); got {shape[1]}")
     if ascent.fourier:
         return jax.vmap(lambda k: fourier_init(shape, key=k))(keys)
     return jax.vmap(lambda k: noise_image(shape, noise, key=k))(keys)
