@@ -1,5 +1,5 @@
 """How the MNIST CNN sees the world: filter grids, class maximisation, a digit pushed to another class, fooling
-images (and VGG16 once it is on main).
+images; then VGG16 filters and class images (random weights offline, labelled meaningless).
 
 Run:
     python -m experiments.see_the_world --config configs/see_the_world.py
