@@ -182,6 +182,7 @@ def run(config: Any) -> dict[str, Any]:
     key = jax.random.key(config.seed)
     x = inputs.pixels
     scale, bounds = config.panel_scale, net.bounds
+    warning = " (random weights: MEANINGLESS predictions)" if info.get("meaningless_predictions") else ""
 
     # Regular inputs: the model's own top-1 is what both methods explain.
     pred, prob = _top1(net, params, x)
@@ -233,7 +234,7 @@ def run(config: Any) -> dict[str, Any]:
             (f"occlusion (rho {methods['spearman'][i]:.2f})", render.overlay(x[i], occ[i], bounds=bounds, scale=scale)),
             (f"grad-cam {first.layer}", render.overlay(x[i], cam[i], bounds=bounds, scale=scale)),
             *((f"{kind} mask", render.to_rgb(m[..., None].astype(np.float32), scale=scale)) for kind, m in masks.items()),
-            (f"FGSM {config.fgsm_eps:g}: {item['fgsm']['class']} ({prob_adv[i]:.2f})",
+            (f"FGSM eps {config.fgsm_eps:g}: {item['fgsm']['class']} ({prob_adv[i]:.2f})",
              render.to_rgb(x_adv[i], bounds=bounds, scale=scale)),
             (f"grad-cam FGSM (IoU {shift['top_k_iou'][i]:.2f})", render.overlay(x_adv[i], cam_adv[i], bounds=bounds,
                                                                                  scale=scale)),
@@ -251,7 +252,7 @@ def run(config: Any) -> dict[str, Any]:
                         render.overlay(x[i], cross["cam"][i], bounds=bounds, scale=scale)),
                        (f"{n2} FGSM: {cross['pred_adv'][i]} ({cross['prob_adv'][i]:.2f})",
                         render.overlay(x_adv[i], cross["cam_adv"][i], bounds=bounds, scale=scale))]
-        render.save_panels(panels, run_dir / f"panels_{name}.png", columns=4, title=f"{net.name}: {name}")
+        render.save_panels(panels, run_dir / f"panels_{name}.png", columns=4, title=f"{net.name}: {name}{warning}")
         per_image.append(item)
 
     noise_names, noise, noise_info = noise_inputs(first, fit, config, jax.random.fold_in(key, 2))
@@ -266,7 +267,7 @@ def run(config: Any) -> dict[str, Any]:
             panels += [(f"{name}: {_name(net, int(npred[j]))} ({nprob[j]:.2f})",
                         render.to_rgb(noise[j], bounds=bounds, scale=scale)),
                        ("grad-cam", render.overlay(noise[j], ncam[j], bounds=bounds, scale=scale))]
-        render.save_panels(panels, run_dir / "noise.png", columns=4, title=f"{net.name}: noise images")
+        render.save_panels(panels, run_dir / "noise.png", columns=4, title=f"{net.name}: noise images{warning}")
 
     changed = pred_adv != pred
     metrics: dict[str, Any] = {
