@@ -178,6 +178,8 @@ def run(config: Any) -> dict[str, Any]:
     start = time.perf_counter()
     first, second, inputs, info, fit = load_models(config)
     net, params = first.net, first.params
+    if config.mask_dir and not pathlib.Path(config.mask_dir).is_dir():
+        raise FileNotFoundError(f"mask_dir={config.mask_dir!r} is not a folder; pass a folder of <image stem>.png masks")
     run_dir = runs.start_run(config, "evaluate_predictions")
     key = jax.random.key(config.seed)
     x = inputs.pixels
@@ -190,6 +192,8 @@ def run(config: Any) -> dict[str, Any]:
     occ = np.stack([np.asarray(explain.occlusion(net, params, xi, int(yi), **dataclasses.asdict(config.occlusion)))
                     for xi, yi in zip(tqdm(x, desc="occlusion", leave=False), pred, strict=True)])
     methods = _agreements(occ, cam, config.fraction)
+    # Chance level of the same numbers: occlusion against uniformly random maps.
+    chance = _agreements(occ, np.asarray(jax.random.uniform(jax.random.fold_in(key, 3), occ.shape)), config.fraction)
 
     # FGSM away from the label (the true digit; for photos, the clean prediction).
     fgsm = attacks.get_attack("fgsm")
@@ -278,6 +282,7 @@ def run(config: Any) -> dict[str, Any]:
             "fgsm_top1_change_rate": float(changed.mean()),
             "mean_clean_top1_probability": _mean(prob), "mean_fgsm_top1_probability": _mean(prob_adv),
             "occlusion_vs_gradcam": _summary(methods),
+            "occlusion_vs_random_map": _summary(chance),
             "attention_shift_clean_vs_fgsm": _summary(shift),
             "attention_shift_when_top1_changed": _summary({k: v[changed] for k, v in shift.items()}),
             "attention_shift_when_top1_kept": _summary({k: v[~changed] for k, v in shift.items()}),
@@ -285,6 +290,10 @@ def run(config: Any) -> dict[str, Any]:
         "images": per_image,
         "noise": {**noise_info, "images": noise_items},
     }
+    found = sum("vs_human_mask" in item for item in per_image)
+    if config.mask_dir and found < len(per_image):
+        log.warning("human masks found for %d of %d images in %s (named <image>.png; images: %s...)", found,
+                    len(per_image), config.mask_dir, ", ".join(inputs.names[:3]))
     for kind in ("ink", "human"):
         rows = [item[f"vs_{kind}_mask"] for item in per_image if f"vs_{kind}_mask" in item]
         if rows:
