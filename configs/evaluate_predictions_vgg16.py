@@ -20,6 +20,7 @@ def get_config() -> Config:
     config = base()
     config.model, config.weights, config.second_model = "vgg16", "imagenet", ""
     config.num_images = 4
+    config.layer = "block5_conv3"  # the study's and Grad-CAM's layer (the default would be block5_pool)
     config.fgsm_eps = 4.0
     config.occlusion = OcclusionConfig(window=32, stride=16, baseline=114.0, batch_size=16)
     config.noise = NoiseConfig(perlin_images=1, perlin_period=64.0, perlin_freq_sine=36.0, perlin_octaves=4,

@@ -178,10 +178,13 @@ def run(config: Any) -> dict[str, Any]:
     start = time.perf_counter()
     first, second, inputs, info, fit = load_models(config)
     net, params = first.net, first.params
+    if config.mask_dir and not pathlib.Path(config.mask_dir).is_dir():
+        raise FileNotFoundError(f"mask_dir={config.mask_dir!r} is not a folder; pass a folder of <image stem>.png masks")
     run_dir = runs.start_run(config, "evaluate_predictions")
     key = jax.random.key(config.seed)
     x = inputs.pixels
     scale, bounds = config.panel_scale, net.bounds
+    warning = " (random weights: MEANINGLESS predictions)" if info.get("meaningless_predictions") else ""
 
     # Regular inputs: the model's own top-1 is what both methods explain.
     pred, prob = _top1(net, params, x)
@@ -189,6 +192,8 @@ def run(config: Any) -> dict[str, Any]:
     occ = np.stack([np.asarray(explain.occlusion(net, params, xi, int(yi), **dataclasses.asdict(config.occlusion)))
                     for xi, yi in zip(tqdm(x, desc="occlusion", leave=False), pred, strict=True)])
     methods = _agreements(occ, cam, config.fraction)
+    # Chance level of the same numbers: occlusion against uniformly random maps.
+    chance = _agreements(occ, np.asarray(jax.random.uniform(jax.random.fold_in(key, 3), occ.shape)), config.fraction)
 
     # FGSM away from the label (the true digit; for photos, the clean prediction).
     fgsm = attacks.get_attack("fgsm")
@@ -233,7 +238,7 @@ def run(config: Any) -> dict[str, Any]:
             (f"occlusion (rho {methods['spearman'][i]:.2f})", render.overlay(x[i], occ[i], bounds=bounds, scale=scale)),
             (f"grad-cam {first.layer}", render.overlay(x[i], cam[i], bounds=bounds, scale=scale)),
             *((f"{kind} mask", render.to_rgb(m[..., None].astype(np.float32), scale=scale)) for kind, m in masks.items()),
-            (f"FGSM {config.fgsm_eps:g}: {item['fgsm']['class']} ({prob_adv[i]:.2f})",
+            (f"FGSM eps {config.fgsm_eps:g}: {item['fgsm']['class']} ({prob_adv[i]:.2f})",
              render.to_rgb(x_adv[i], bounds=bounds, scale=scale)),
             (f"grad-cam FGSM (IoU {shift['top_k_iou'][i]:.2f})", render.overlay(x_adv[i], cam_adv[i], bounds=bounds,
                                                                                  scale=scale)),
@@ -251,7 +256,7 @@ def run(config: Any) -> dict[str, Any]:
                         render.overlay(x[i], cross["cam"][i], bounds=bounds, scale=scale)),
                        (f"{n2} FGSM: {cross['pred_adv'][i]} ({cross['prob_adv'][i]:.2f})",
                         render.overlay(x_adv[i], cross["cam_adv"][i], bounds=bounds, scale=scale))]
-        render.save_panels(panels, run_dir / f"panels_{name}.png", columns=4, title=f"{net.name}: {name}")
+        render.save_panels(panels, run_dir / f"panels_{name}.png", columns=4, title=f"{net.name}: {name}{warning}")
         per_image.append(item)
 
     noise_names, noise, noise_info = noise_inputs(first, fit, config, jax.random.fold_in(key, 2))
@@ -266,7 +271,7 @@ def run(config: Any) -> dict[str, Any]:
             panels += [(f"{name}: {_name(net, int(npred[j]))} ({nprob[j]:.2f})",
                         render.to_rgb(noise[j], bounds=bounds, scale=scale)),
                        ("grad-cam", render.overlay(noise[j], ncam[j], bounds=bounds, scale=scale))]
-        render.save_panels(panels, run_dir / "noise.png", columns=4, title=f"{net.name}: noise images")
+        render.save_panels(panels, run_dir / "noise.png", columns=4, title=f"{net.name}: noise images{warning}")
 
     changed = pred_adv != pred
     metrics: dict[str, Any] = {
@@ -277,6 +282,7 @@ def run(config: Any) -> dict[str, Any]:
             "fgsm_top1_change_rate": float(changed.mean()),
             "mean_clean_top1_probability": _mean(prob), "mean_fgsm_top1_probability": _mean(prob_adv),
             "occlusion_vs_gradcam": _summary(methods),
+            "occlusion_vs_random_map": _summary(chance),
             "attention_shift_clean_vs_fgsm": _summary(shift),
             "attention_shift_when_top1_changed": _summary({k: v[changed] for k, v in shift.items()}),
             "attention_shift_when_top1_kept": _summary({k: v[~changed] for k, v in shift.items()}),
@@ -284,6 +290,10 @@ def run(config: Any) -> dict[str, Any]:
         "images": per_image,
         "noise": {**noise_info, "images": noise_items},
     }
+    found = sum("vs_human_mask" in item for item in per_image)
+    if config.mask_dir and found < len(per_image):
+        log.warning("human masks found for %d of %d images in %s (named <image>.png; images: %s...)", found,
+                    len(per_image), config.mask_dir, ", ".join(inputs.names[:3]))
     for kind in ("ink", "human"):
         rows = [item[f"vs_{kind}_mask"] for item in per_image if f"vs_{kind}_mask" in item]
         if rows:

@@ -62,6 +62,8 @@ def test_evaluate_predictions_experiment(tmp_path):
         assert -1 <= block["mean_spearman"] <= 1
         assert 0 <= block["mean_top_k_iou"] <= 1 and 0 <= block["mean_pointing"] <= 1
         assert 0 <= block["mean_centroid_shift"] <= 28 * np.sqrt(2)
+    # Chance level: a random map's top-20% region overlaps occlusion's by about 0.2 / (2 - 0.2).
+    assert 0.02 < s["occlusion_vs_random_map"]["mean_top_k_iou"] < 0.25
     for item in metrics["images"]:
         for probability in (item["clean"]["probability"], item["fgsm"]["probability"]):
             assert 0.1 <= probability <= 1  # a top-1 probability of 10 classes is at least 1/10
