@@ -149,13 +149,16 @@ def test_label_vmapped_step_equals_per_label_steps(small_setup):
     check_keys = jax.random.split(jax.random.key(1), 2)
     copy = jax.tree.map(jnp.copy, state)
     out = steps.check(params, labels, steps.update(params, refs, labels, hypers, copy), check_keys)
+    # The per-label reference, jitted only so that it does not run op by op.
+    update_one = jax.jit(lambda r, lab, h, one: backwork.backwork_update(net, params, r, lab, h, one))
+    check_one = jax.jit(lambda lab, one, k: backwork.backwork_check(net, cfg, params, lab, one, key=k))
     for s in range(2):
         for i, lab in enumerate(cfg.labels):
             one = jax.tree.map(lambda a: a[s, i], state)
             h = jax.tree.map(lambda a: a[s], hypers)
             r = jax.tree.map(lambda a: a[i], refs)
-            one = backwork.backwork_update(net, params, r, jnp.int32(lab), h, one)
-            one = backwork.backwork_check(net, cfg, params, jnp.int32(lab), one, key=check_keys[i])
+            one = update_one(r, jnp.int32(lab), h, one)
+            one = check_one(jnp.int32(lab), one, check_keys[i])
             np.testing.assert_allclose(out.x[s, i], one.x, atol=1e-6)
             np.testing.assert_allclose(out.prob[s, i], one.prob, atol=1e-6)
 
