@@ -22,6 +22,7 @@ import numpy as np
 
 from jaxfool import backwork, checkpoints, cli, plots, runs, zoo
 from jaxfool.data import load_mnist
+from jaxfool.data.mnist import stratified_head
 from jaxfool.models import forward, mnist_cnn, predict_proba
 from jaxfool.train import accuracy, one_hot, train
 
@@ -32,8 +33,7 @@ def run(config: Any) -> dict[str, Any]:
     """Runs the experiment described by ``config`` (see ``configs/backwork_mnist.py``); returns the metrics."""
     cli.validate(config)
     start = time.perf_counter()
-    run_dir = runs.new_run_dir(config.workdir, "backwork_mnist", config.run_name)
-    runs.write_json(run_dir / "config.json", config)
+    run_dir = runs.start_run(config, "backwork_mnist")
     log.info("run folder: %s", run_dir)
 
     data = load_mnist(config.data)
@@ -97,7 +97,7 @@ def nearest_neighbour_report(
     ``generated`` is ``[labels, batch, H, W, C]``. Distances are Euclidean, on the layer's activations
     (``inputs`` is pixel space); training examples are compared against all training examples (any label).
     """
-    keep = np.arange(len(train_labels)) if max_train <= 0 else np.arange(min(max_train, len(train_labels)))
+    keep = stratified_head(train_labels, max_train)
     tr_x, tr_y = train_images[keep], train_labels[keep]
     layers = net.layer_names[:-1]
     acts_fn = jax.jit(lambda x: forward(net, params, x, layers=layers)[1])

@@ -24,8 +24,7 @@ def run(config: Any) -> dict[str, Any]:
     """Trains (or restores the cached) CNN for ``config``; returns the metrics."""
     cli.validate(config)
     start = time.perf_counter()
-    run_dir = runs.new_run_dir(config.workdir, "train_mnist", config.run_name)
-    runs.write_json(run_dir / "config.json", config)
+    run_dir = runs.start_run(config, "train_mnist")
     data = load_mnist(config.data)
     net = mnist_cnn()
     params, info = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models")

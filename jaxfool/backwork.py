@@ -53,12 +53,17 @@ class BackworkConfig:
         sim_coeff: weight of the within-batch diversity terms.
         layer_factors: one factor per named layer, the output last: ``logspace(-5, -1, 5)`` with the
             output's multiplied by 100.
-        prob_cap_min: a label's search stops when its least confident input reaches this probability.
+        prob_cap_min: the search stops when its least confident input reaches this probability.
         max_steps: at most this many checks (the study's "saves").
         updates_per_check: Adam updates between two checks.
         num_mono_dec_saves: re-initialise an input whose probability has not risen over this many checks...
         reinit_below: ...while it is below this probability.
         refs_per_label: training examples per label whose activations are the reference (bounds memory).
+        output_loss: ``"one_minus_p"`` (the study's ``1 - p``) or ``"cross_entropy"`` (``-log p``, the
+            default; see :func:`output_cost` for why).
+        stop_per_label: stop each label's batch on its own when its least confident input reaches
+            ``prob_cap_min`` (the study ran one label at a time); by default all labels of a setting form
+            one batch and stop together.
         labels: the target labels.
         seed: seeds initialisation and re-initialisation.
     """
@@ -74,6 +79,8 @@ class BackworkConfig:
     updates_per_check: int = 1
     reinit_below: float = 0.99
     refs_per_label: int = 1000
+    output_loss: str = "cross_entropy"
+    stop_per_label: bool = False
     labels: tuple[int, ...] = tuple(range(10))
     seed: int = 0
 
@@ -86,6 +93,8 @@ class BackworkConfig:
             raise ValueError("backwork.refs_per_label must be >= 2")
         if not 0 < self.prob_cap_min <= 1 or not 0 < self.reinit_below <= 1:
             raise ValueError("backwork.prob_cap_min and backwork.reinit_below must be in (0, 1]")
+        if self.output_loss not in OUTPUT_LOSSES:
+            raise ValueError(f"backwork.output_loss={self.output_loss!r} is not one of {', '.join(OUTPUT_LOSSES)}")
         if not self.labels:
             raise ValueError("backwork.labels is empty; give at least one label, e.g. (0,)")
 
@@ -199,18 +208,35 @@ def batch_distance(gen: Array) -> Array:
     return jnp.mean(jnp.square(g[:, None, :] - g[None, :, :]))
 
 
-def output_cost(logits: Array, label: Array) -> Array:
-    """Mean over ``logits: [batch, classes]`` of ``1 - p(label)``."""
+OUTPUT_LOSSES = ("cross_entropy", "one_minus_p")
+
+
+def output_cost(logits: Array, label: Array, loss: str = "cross_entropy") -> Array:
+    """The output term over ``logits: [batch, classes]``: mean ``1 - p(label)`` (the study's) or ``-log p(label)``.
+
+    Near ``p = 1`` both have the same gradient with respect to the label's logit (``-(1 - p)`` against
+    ``-p (1 - p)``), so they favour the same confident inputs; far from it, ``1 - p`` has a vanishing gradient
+    (``p`` of about 1e-5 for noise the net confidently calls another digit), and the distance terms then drive
+    the search away from the label for good. Cross-entropy keeps pulling.
+    """
+    if loss == "cross_entropy":
+        return -jnp.mean(jax.nn.log_softmax(logits)[:, label])
     return jnp.mean(1.0 - jax.nn.softmax(logits)[:, label])
 
 
 def backwork_cost(
-    net: Network, params: Params, x: Array, refs: References, label: Array, hyper: Hyper
+    net: Network,
+    params: Params,
+    x: Array,
+    refs: References,
+    label: Array,
+    hyper: Hyper,
+    output_loss: str = "cross_entropy",
 ) -> tuple[Array, Array]:
     """The total backwork cost of one label's batch ``x: [batch, H, W, C]``, and its logits."""
     layers = net.layer_names[:-1]
     logits, acts = forward(net, params, x, layers=layers)
-    cost = hyper.layer_factors[-1] * output_cost(logits, label)
+    cost = hyper.layer_factors[-1] * output_cost(logits, label, output_loss)
     for i, name in enumerate(layers):
         a = acts[name]
         if a.ndim == 2:
@@ -254,14 +280,20 @@ def stuck(history: Array, prob: Array, reinit_below: float) -> Array:
 
 
 def backwork_update(
-    net: Network, params: Params, refs: References, label: Array, hyper: Hyper, state: State
+    net: Network,
+    params: Params,
+    refs: References,
+    label: Array,
+    hyper: Hyper,
+    state: State,
+    output_loss: str = "cross_entropy",
 ) -> State:
     """One Adam step on one label's batch ``state.x: [batch, H, W, C]``, pixels clipped to the bounds.
 
     A label that is already done is returned unchanged, so labels (and sweep settings) stop independently
     while sharing one vmapped step.
     """
-    grad, _ = jax.grad(backwork_cost, argnums=2, has_aux=True)(net, params, state.x, refs, label, hyper)
+    grad, _ = jax.grad(backwork_cost, argnums=2, has_aux=True)(net, params, state.x, refs, label, hyper, output_loss)
     updates, adam = optax.scale_by_adam().update(grad, state.adam)
     x = jnp.clip(state.x - hyper.learning_rate * updates, *net.bounds)
     new = state._replace(x=x, adam=adam, steps=state.steps + 1)
@@ -308,7 +340,7 @@ def backwork_step(
 ) -> State:
     """``config.updates_per_check`` Adam updates, then one check: one iteration of the search for one label."""
     for _ in range(config.updates_per_check):
-        state = backwork_update(net, params, refs, label, hyper, state)
+        state = backwork_update(net, params, refs, label, hyper, state, config.output_loss)
     return backwork_check(net, config, params, label, state, key=key)
 
 
@@ -392,15 +424,21 @@ def make_steps(net: Network, config: BackworkConfig) -> Steps:
     The same network and check settings give the same compiled functions, so repeated searches (retraining
     rounds, tests) compile once.
     """
-    return _make_steps(net, config.reinit_below, config.prob_cap_min, config.num_mono_dec_saves)
+    return _make_steps(net, config.reinit_below, config.prob_cap_min, config.num_mono_dec_saves, config.output_loss)
 
 
 @functools.lru_cache(maxsize=16)
-def _make_steps(net: Network, reinit_below: float, prob_cap_min: float, num_mono_dec_saves: int) -> Steps:
+def _make_steps(
+    net: Network, reinit_below: float, prob_cap_min: float, num_mono_dec_saves: int, output_loss: str
+) -> Steps:
     config = BackworkConfig(
         reinit_below=reinit_below, prob_cap_min=prob_cap_min, num_mono_dec_saves=num_mono_dec_saves
     )
-    update = jax.vmap(functools.partial(backwork_update, net), in_axes=(None, 0, 0, None, 0))
+
+    def update_one(params, refs, label, hyper, state):
+        return backwork_update(net, params, refs, label, hyper, state, output_loss)
+
+    update = jax.vmap(update_one, in_axes=(None, 0, 0, None, 0))
     update = jax.vmap(update, in_axes=(None, None, None, 0, 0))
 
     def check_one(params, label, state, key):
@@ -456,6 +494,8 @@ def run_backwork(
                 state = steps.update(params, refs, labels, hypers, state)
             key, check_key = jax.random.split(key)
             state = steps.check(params, labels, state, jax.random.split(check_key, n_lab))
+            if not config.stop_per_label:  # a setting's labels stop together, when all are done
+                state = state._replace(done=jnp.broadcast_to(state.done.all(1, keepdims=True), state.done.shape))
             bar.set_postfix(min_p=f"{float(state.prob.min()):.5f}", done=f"{int(state.done.sum())}/{n_set * n_lab}")
             if bool(state.done.all()):
                 break

@@ -15,6 +15,7 @@ import dataclasses
 import difflib
 import importlib.util
 import logging
+import os
 import sys
 import types
 import typing
@@ -202,4 +203,13 @@ def main(run: Callable[[Any], Any], argv: Sequence[str] | None = None) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
-    run(config)
+    try:
+        run(config)
+    except (ValueError, OSError) as e:
+        # Bad inputs (a missing weights file, an unreadable folder, an unknown layer...) are the user's to fix:
+        # one line; JAXFOOL_TRACEBACK=1 shows the traceback.
+        if os.environ.get("JAXFOOL_TRACEBACK"):
+            raise
+        print(f"error: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}",
+              file=sys.stderr)
+        sys.exit(1)

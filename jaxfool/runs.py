@@ -62,3 +62,10 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def start_run(config: Any, experiment: str) -> pathlib.Path:
+    """Creates the run folder of ``config`` (its ``workdir`` and ``run_name`` fields) and writes ``config.json``."""
+    run_dir = new_run_dir(config.workdir, experiment, config.run_name)
+    write_json(run_dir / "config.json", config)
+    return run_dir

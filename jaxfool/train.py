@@ -34,7 +34,7 @@ class TrainConfig:
         seed: seeds initialisation and shuffling.
     """
 
-    epochs: int = 8
+    epochs: int = 15
     batch_size: int = 64
     learning_rate: float = 1e-3
     seed: int = 0

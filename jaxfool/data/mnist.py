@@ -77,8 +77,8 @@ def load_mnist(config: DataConfig | None = None) -> Mnist:
         except Exception as e:  # noqa: BLE001 -- any TFDS failure (no TF, no network, nothing prepared) falls back
             log.warning("TFDS MNIST unavailable (%s); using the embedded 5k subset", _first_line(e))
             data = load_embedded()
-    train = _stratified_head(data.train_labels, config.max_train)
-    test = _stratified_head(data.test_labels, config.max_test)
+    train = stratified_head(data.train_labels, config.max_train)
+    test = stratified_head(data.test_labels, config.max_test)
     data = Mnist(
         data.train_images[train], data.train_labels[train], data.test_images[test], data.test_labels[test], data.source
     )
@@ -128,8 +128,8 @@ def _to_float(images: np.ndarray) -> np.ndarray:
     return (np.asarray(images, np.float32) / 255.0).reshape(-1, 28, 28, 1)
 
 
-def _stratified_head(labels: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the first ``n // 10`` examples of each class (all indices when ``n`` is 0)."""
+def stratified_head(labels: np.ndarray, n: int) -> np.ndarray:
+    """Sorted indices of the first ``n // 10`` examples of each class (all indices when ``n`` is 0)."""
     if n <= 0 or n >= len(labels):
         return np.arange(len(labels))
     keep = np.concatenate([np.flatnonzero(labels == c)[: max(1, n // 10)] for c in range(10)])

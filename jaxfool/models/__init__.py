@@ -11,6 +11,7 @@ from jaxfool.models.network import (
     Tap,
     zero_taps,
 )
+from jaxfool.models.vgg16 import VGG16, vgg16
 
 __all__ = [
     "MnistCNN",
@@ -22,5 +23,7 @@ __all__ = [
     "mnist_cnn",
     "predict_proba",
     "Tap",
+    "VGG16",
+    "vgg16",
     "zero_taps",
 ]

@@ -13,6 +13,7 @@ convention gives every consumer what it needs without touching the model:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxfool import checks
+from jaxfool import checks, xla
 
 Params = Any  # a pytree of arrays
 Array = jax.Array
@@ -74,7 +75,7 @@ class Network:
         shape = tuple(input_shape or self.input_shape)
         if any(s is None for s in shape):
             raise ValueError(f"{self.name}: input size {shape} is not fixed; pass input_shape=(H, W, C) to init")
-        return self.module.init(key, jnp.zeros((1, *shape), jnp.float32))["params"]
+        return _init(self, shape, key)
 
     def check_layers(self, layers: Sequence[str]) -> tuple[str, ...]:
         """Returns ``layers`` as a tuple, or raises a one-line error naming the valid layers."""
@@ -95,6 +96,12 @@ class Network:
     def check_input(self, x: Any, *, batched: bool = True) -> None:
         """Raises a one-line error if ``x`` has the wrong shape, NaNs, or pixels outside :attr:`bounds`."""
         checks.check_images(x, self.input_shape, self.bounds, batched=batched, what=f"{self.name} input")
+
+
+@jax.jit(static_argnums=(0, 1))
+def _init(net: Network, shape: tuple[int, ...], key: Array) -> Params:
+    # One compiled program: run eagerly, every initialiser op compiles on its own (seconds per process).
+    return net.module.init(key, jnp.zeros((1, *shape), jnp.float32))["params"]
 
 
 def forward(
@@ -164,6 +171,6 @@ def predict_proba(net: Network, params: Params, x: Array, *, batch_size: int = 1
     return jnp.concatenate([_proba(net, params, x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-@jax.jit(static_argnums=0)
+@functools.partial(xla.jit, static_argnums=0)  # per-layer YNNPACK on CPU: batched inference is a forward pass
 def _proba(net: Network, params: Params, x: Array) -> Array:
     return jax.nn.softmax(forward(net, params, x)[0])

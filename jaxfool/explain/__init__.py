@@ -1,0 +1,77 @@
+"""Explanations of a classifier's decision, as pure functions of ``(net, params, x, label)``.
+
+Every method takes ONE example ``x [H, W, C]`` and a class index and works on any
+:class:`~jaxfool.models.Network`; ``jax.vmap`` them over a batch and ``jax.jit`` them with the network static.
+
+* Class activation maps: :func:`grad_cam`, :func:`grad_cam_plus_plus`, :func:`layer_cam`, and :func:`cams` for
+  every layer from one forward and one backward pass.
+* Gradients in pixel space: :func:`saliency`, :func:`smooth_grad`, :func:`integrated_gradients`,
+  :func:`guided_backprop` (via :func:`guided_relu`) and :func:`guided_grad_cam`.
+* Perturbation: :func:`occlusion` (Captum's definition, memory-bounded batches).
+* Agreement between heatmaps and masks: :func:`compare_heatmaps` and the metrics of
+  :mod:`jaxfool.explain.agreement`.
+* Pictures: :mod:`jaxfool.explain.render`.
+"""
+
+from jaxfool.explain._common import SCORES, class_score
+from jaxfool.explain.agreement import (
+    Agreement,
+    centroid_shift,
+    compare_heatmaps,
+    iou,
+    load_mask,
+    mask_iou,
+    pointing_game,
+    spearman,
+    top_k_iou,
+    top_k_region,
+)
+from jaxfool.explain.gradcam import (
+    METHODS,
+    cams,
+    grad_cam,
+    grad_cam_plus_plus,
+    layer_cam,
+    layer_gradients,
+    spatial_layers,
+)
+from jaxfool.explain.gradients import integrated_gradients, saliency, smooth_grad, to_heatmap
+from jaxfool.explain.guided import guided_backprop, guided_grad_cam, guided_network, guided_relu
+from jaxfool.explain.localization import InkOverlap, ink_mask, ink_overlap
+from jaxfool.explain.occlusion import OcclusionConfig, occlusion, window_starts
+
+__all__ = [
+    "Agreement",
+    "InkOverlap",
+    "METHODS",
+    "OcclusionConfig",
+    "SCORES",
+    "cams",
+    "centroid_shift",
+    "class_score",
+    "compare_heatmaps",
+    "grad_cam",
+    "grad_cam_plus_plus",
+    "guided_backprop",
+    "guided_grad_cam",
+    "guided_network",
+    "guided_relu",
+    "ink_mask",
+    "ink_overlap",
+    "integrated_gradients",
+    "iou",
+    "layer_cam",
+    "layer_gradients",
+    "load_mask",
+    "mask_iou",
+    "occlusion",
+    "pointing_game",
+    "saliency",
+    "smooth_grad",
+    "spatial_layers",
+    "spearman",
+    "to_heatmap",
+    "top_k_iou",
+    "top_k_region",
+    "window_starts",
+]

@@ -1,0 +1,90 @@
+"""Image files in, pixel arrays out, as Keras' ``load_img`` / ``img_to_array`` make them.
+
+Keras' ``load_img(path, target_size=(h, w))`` converts to RGB with pillow and, when the size differs, resizes
+with ``PIL.Image.NEAREST`` (its default ``interpolation="nearest"``), without keeping the aspect ratio.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+class Images(NamedTuple):
+    """Images loaded from a folder.
+
+    Attributes:
+        pixels: ``[n, height, width, 3]`` float32 RGB in ``[0, 255]``.
+        paths: the ``n`` files loaded, in the order of ``pixels``.
+        skipped: files with an image suffix that could not be read.
+    """
+
+    pixels: np.ndarray
+    paths: tuple[Path, ...]
+    skipped: tuple[Path, ...]
+
+
+def load_image(
+    path: str | os.PathLike, target_size: tuple[int, int] | None = (224, 224), *, interpolation: str = "nearest"
+) -> np.ndarray:
+    """One image as ``[height, width, 3]`` float32 RGB in ``[0, 255]``, like ``img_to_array(load_img(...))``.
+
+    Args:
+        path: an image file pillow can read.
+        target_size: ``(height, width)`` to resize to, or ``None`` to keep the file's size.
+        interpolation: ``"nearest"`` (Keras' default), ``"bilinear"``, ``"bicubic"`` or ``"lanczos"``.
+
+    Raises:
+        OSError: the file is missing or is not a readable image (``PIL.UnidentifiedImageError`` is one).
+    """
+    if interpolation not in _RESAMPLE:
+        raise ValueError(f"unknown interpolation {interpolation!r}; use one of {', '.join(_RESAMPLE)}")
+    with Image.open(path) as img:
+        img = img.convert("RGB") if img.mode != "RGB" else img
+        if target_size is not None:
+            size = (int(target_size[1]), int(target_size[0]))  # pillow sizes are (width, height)
+            if img.size != size:
+                img = img.resize(size, _RESAMPLE[interpolation])
+        return np.asarray(img, dtype=np.float32)
+
+
+def load_image_folder(
+    folder: str | os.PathLike, target_size: tuple[int, int] = (224, 224), *, interpolation: str = "nearest"
+) -> Images:
+    """All images in ``folder`` (not recursive, sorted by name), resized to ``target_size``.
+
+    Files with an image suffix (``.jpg .jpeg .png .bmp .gif``, any case) that cannot be read are logged as
+    warnings and skipped; other files are ignored.
+
+    Returns:
+        :class:`Images` with ``pixels [n, height, width, 3]`` float32 in ``[0, 255]``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist; pass a folder of .jpg/.png files")
+    pixels, paths, skipped = [], [], []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+        try:
+            pixels.append(load_image(path, target_size, interpolation=interpolation))
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
+            log.warning("skipping unreadable image %s: %s", path, e)
+            skipped.append(path)
+            continue
+        paths.append(path)
+    stacked = np.stack(pixels) if pixels else np.zeros((0, *target_size, 3), np.float32)
+    return Images(stacked, tuple(paths), tuple(skipped))
