@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from collections.abc import Callable, Sequence
 import functools
 from typing import NamedTuple
@@ -327,23 +326,6 @@ def backwork_check(
     return jax.tree.map(lambda old, n: jnp.where(state.done, old, n), state, new)
 
 
-def backwork_step(
-    net: Network,
-    config: BackworkConfig,
-    params: Params,
-    refs: References,
-    label: Array,
-    hyper: Hyper,
-    state: State,
-    *,
-    key: Array,
-) -> State:
-    """``config.updates_per_check`` Adam updates, then one check: one iteration of the search for one label."""
-    for _ in range(config.updates_per_check):
-        state = backwork_update(net, params, refs, label, hyper, state, config.output_loss)
-    return backwork_check(net, config, params, label, state, key=key)
-
-
 # ------------------------------------------------------------------------------------- references and runs
 
 
@@ -537,8 +519,3 @@ def logspace_factors(num_layers: int, output_boost: float = 100.0) -> tuple[floa
     f = [10.0 ** (-5 + 4 * i / (num_layers - 1)) for i in range(num_layers)]
     f[-1] *= output_boost
     return tuple(float(f"{v:.6g}") for v in f)
-
-
-def fraction_at_least(probs: np.ndarray, level: float) -> float:
-    """Share of ``probs`` (any shape) at or above ``level``."""
-    return float(np.mean(np.asarray(probs) >= level)) if np.size(probs) else math.nan
