@@ -49,18 +49,6 @@ def load_config_file(path: str) -> Any:
     return module.get_config()
 
 
-def field_names(config: Any) -> list[str]:
-    """All dotted field paths of a (nested) dataclass config."""
-    out = []
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if dataclasses.is_dataclass(value):
-            out.extend(f"{f.name}.{sub}" for sub in field_names(value))
-        else:
-            out.append(f.name)
-    return out
-
-
 def check_override_names(config: Any, paths: Sequence[str]) -> None:
     """Raises :class:`ConfigError` for an override path that names no field of ``config``."""
     for path in paths:
