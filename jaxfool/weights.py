@@ -444,8 +444,7 @@ def fetch_vgg16(
         read_metadata(checkpoint)
         return checkpoint
     fname, md5 = KERAS_FILES[include_top]
-    candidates = [dest / fname, Path("~/.keras/models").expanduser() / fname]
-    local = next((p for p in candidates if p.is_file()), None)
+    local = next((p for p in _keras_files(dest, include_top) if p.is_file()), None)
     if local is None:
         url = KERAS_URL + fname
         dest.mkdir(parents=True, exist_ok=True)
@@ -491,10 +490,49 @@ def random_params(include_top: bool, *, key: jax.Array) -> Params:
     return params
 
 
+def _imagenet_checkpoints(cache: Path, include_top: bool) -> list[Path]:
+    # A checkpoint with the classifier also serves include_top=False (the classifier is dropped on loading).
+    return [cache / "vgg16"] if include_top else [cache / "vgg16_notop", cache / "vgg16"]
+
+
+def _keras_files(dest: Path, include_top: bool) -> list[Path]:
+    fname = KERAS_FILES[include_top][0]
+    return [dest / fname, Path("~/.keras/models").expanduser() / fname]
+
+
+def local_imagenet_weights(*, include_top: bool = True, cache_dir: str | os.PathLike | None = None) -> Path | None:
+    """The official ImageNet weights already on disk, where ``weights='imagenet'`` looks before downloading.
+
+    That is a converted checkpoint in ``cache_dir`` (default :func:`default_cache_dir`), else the official
+    ``.h5`` in ``cache_dir`` or in Keras' cache ``~/.keras/models``. ``None`` when there is none.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    candidates = [*_imagenet_checkpoints(cache, include_top), *_keras_files(cache, include_top)]
+    return next((p for p in candidates if p.exists()), None)
+
+
+def resolve_weights(
+    weights: str | os.PathLike, *, include_top: bool = True, cache_dir: str | os.PathLike | None = None
+) -> str | os.PathLike:
+    """``'auto'``: ``'imagenet'`` when :func:`local_imagenet_weights` finds them (never downloads), else
+    ``'random'`` with a logged warning. Any other ``weights`` is returned unchanged."""
+    if not (isinstance(weights, str) and weights == "auto"):
+        return weights
+    if local_imagenet_weights(include_top=include_top, cache_dir=cache_dir) is not None:
+        return "imagenet"
+    log.warning(
+        "weights='auto': no official VGG16 ImageNet weights on disk (%s), so RANDOM weights are used and the "
+        "pictures are MEANINGLESS; get them with `python -m jaxfool.weights fetch vgg16%s`",
+        Path(cache_dir) if cache_dir is not None else default_cache_dir(), "" if include_top else " --no-top",
+    )
+    return "random"
+
+
 def _load(
     weights: str | os.PathLike, include_top: bool, key: jax.Array | None, cache_dir: str | os.PathLike | None,
     check_hash: bool,
 ) -> tuple[Params, dict[str, Any]]:
+    weights = resolve_weights(weights, include_top=include_top, cache_dir=cache_dir)
     if isinstance(weights, str) and weights == "random":
         if key is None:
             raise ValueError("weights='random' needs a PRNG key: vgg16_params('random', key=jax.random.key(0))")
@@ -502,8 +540,7 @@ def _load(
         return params, {"source": "random", "include_top": include_top, "preprocessing": "caffe"}
     if isinstance(weights, str) and weights == "imagenet":
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        names = ["vgg16"] if include_top else ["vgg16_notop", "vgg16"]
-        found = next((cache / n for n in names if (cache / n).exists()), None)
+        found = next((p for p in _imagenet_checkpoints(cache, include_top) if p.exists()), None)
         if found is None:
             found = fetch_vgg16(include_top=include_top, dest=cache)
         params, meta = restore_checkpoint(found)
@@ -514,7 +551,7 @@ def _load(
         elif path.is_file():
             params, meta = import_weights(path, check_hash=check_hash)
         else:
-            raise WeightsError(f"weights={str(weights)!r} is neither 'imagenet', 'random' nor an existing file/folder")
+            raise WeightsError(f"weights={str(weights)!r} is neither 'imagenet', 'random', 'auto' nor an existing file/folder")
     if include_top and not meta.get("include_top"):
         raise WeightsError(f"weights {weights} have no classifier (notop); use include_top=False")
     if not include_top:
@@ -535,7 +572,8 @@ def vgg16_params(
 
     Args:
         weights: ``'imagenet'`` (the converted Keras checkpoint in ``cache_dir``, converted or fetched on first
-            use), ``'random'`` (flax initialisation from ``key``), a checkpoint folder, or a weights file
+            use), ``'random'`` (Keras' initialisation from ``key``), ``'auto'`` (``'imagenet'`` if already on
+            disk, else ``'random'``: :func:`resolve_weights`), a checkpoint folder, or a weights file
             (``.h5``, ``.pth``, ``.safetensors``; imported on every call: convert it once instead).
         include_top: with the classifier; ``False`` drops it from weights that have it.
         key: PRNG key, required for ``'random'``.

@@ -260,3 +260,25 @@ def test_fetch_downloads_checks_the_hash_and_converts(tmp_path, notop_file, noto
     with pytest.raises(W.WeightsError, match="downloaded .* has MD5"):
         W.fetch_vgg16(include_top=False, dest=other)
     assert leftovers(other) == []
+
+
+def test_auto_uses_official_weights_only_when_already_on_disk(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert W.local_imagenet_weights(include_top=True, cache_dir=cache) is None
+    with caplog.at_level("WARNING"):
+        assert W.resolve_weights("auto", include_top=True, cache_dir=cache) == "random"
+    assert "RANDOM weights" in caplog.text and "fetch vgg16`" in caplog.text
+    # Keras' own cache holds the official file: found without any download.
+    keras_h5 = tmp_path / "home" / ".keras" / "models" / W.KERAS_FILES[True][0]
+    keras_h5.parent.mkdir(parents=True)
+    keras_h5.touch()
+    assert W.local_imagenet_weights(include_top=True, cache_dir=cache) == keras_h5
+    assert W.local_imagenet_weights(include_top=False, cache_dir=cache) is None  # the notop file is another one
+    # A converted checkpoint with the classifier serves both, and comes before the .h5.
+    (cache / "vgg16").mkdir()
+    assert W.local_imagenet_weights(include_top=False, cache_dir=cache) == cache / "vgg16"
+    assert W.resolve_weights("auto", include_top=False, cache_dir=cache) == "imagenet"
+    for other in ("imagenet", "random", "some/file.h5"):
+        assert W.resolve_weights(other, cache_dir=cache) == other
