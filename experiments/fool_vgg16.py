@@ -10,7 +10,6 @@ Writes into ``<workdir>/fool_vgg16/<run>/``: ``predictions.md`` and ``metrics.js
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import pathlib
 import time
@@ -24,7 +23,7 @@ from jaxfool import cli, runs
 from jaxfool.explain import cams
 from jaxfool.explain.render import overlay, save_layers_gif
 from jaxfool.imagenet import decode_predictions
-from jaxfool.images import Images, load_image, load_image_folder
+from jaxfool.images import Images, load_image, load_image_folder, sample_photo
 from jaxfool.models import predict_proba
 from jaxfool.weights import load_vgg16
 
@@ -34,12 +33,7 @@ SAMPLE_PHOTOS = ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg")
 
 def sample_photos() -> Images:
     """scikit-image's sample photos (a cat, a coffee cup, an astronaut, a rocket) at 224 x 224."""
-    spec = importlib.util.find_spec("skimage")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the default photos come from scikit-image: pip install scikit-image, "
-                                "or pass --config.image_dir=FOLDER")
-    folder = pathlib.Path(next(iter(spec.submodule_search_locations))) / "data"
-    paths = tuple(folder / name for name in SAMPLE_PHOTOS)
+    paths = tuple(sample_photo(name) for name in SAMPLE_PHOTOS)
     return Images(np.stack([load_image(p) for p in paths]), paths, ())
 
 

@@ -2,10 +2,12 @@
 
 Keras' ``load_img(path, target_size=(h, w))`` converts to RGB with pillow and, when the size differs, resizes
 with ``PIL.Image.NEAREST`` (its default ``interpolation="nearest"``), without keeping the aspect ratio.
+:func:`load_thumbnail_crop` is the other recipe of the sources: shrink keeping the aspect ratio, crop the top-left.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -88,3 +90,44 @@ def load_image_folder(
         paths.append(path)
     stacked = np.stack(pixels) if pixels else np.zeros((0, *target_size, 3), np.float32)
     return Images(stacked, tuple(paths), tuple(skipped))
+
+
+def load_thumbnail_crop(
+    path: str | os.PathLike, size: tuple[int, int] = (224, 224), *, max_height: int = 500
+) -> np.ndarray:
+    """One photo as "How CNNs see the world" prepares its Mona Lisa: ``[height, width, 3]`` float32 RGB in
+    ``[0, 255]``.
+
+    Pillow's ``thumbnail((width, max_height), LANCZOS)`` (shrinks to fit, keeps the aspect ratio, never
+    enlarges), then ``crop((0, 0, width, height))`` from the top-left corner.
+
+    Raises:
+        ValueError: the thumbnail is smaller than the crop (pillow would pad it with black).
+        OSError: the file is missing or is not a readable image.
+    """
+    height, width = int(size[0]), int(size[1])
+    with Image.open(path) as img:
+        img = img.convert("RGB") if img.mode != "RGB" else img.copy()
+    img.thumbnail((width, max_height), Image.Resampling.LANCZOS)
+    if img.size[0] < width or img.size[1] < height:
+        raise ValueError(
+            f"{path}: its thumbnail is {img.size[0]}x{img.size[1]} (width x height), smaller than the "
+            f"{width}x{height} crop; use a photo at least {width} wide and {height} tall after shrinking"
+        )
+    return np.asarray(img.crop((0, 0, width, height)), dtype=np.float32)
+
+
+def sample_photo(name: str) -> Path:
+    """The file of scikit-image's sample photo ``name`` (``"astronaut"`` or ``"astronaut.png"``, ``"chelsea"``,
+    ``"coffee"``, ``"rocket"``...)."""
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the sample photos come from scikit-image: pip install scikit-image, "
+                                "or pass your own image file or folder")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
+    found = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and name in (p.name, p.stem)]
+    if not found:
+        known = sorted({p.stem for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg")})
+        raise FileNotFoundError(f"{name!r} is neither an image file nor a scikit-image sample photo "
+                                f"({', '.join(known)})")
+    return found[0]
