@@ -182,12 +182,15 @@ def _top1(net: Network, probs: np.ndarray) -> dict[str, Any]:
     return {"class": label, "name": _class_name(net, label), "probability": float(probs[label])}
 
 
-def save_target(shown: np.ndarray, report: dict[str, Any], run_dir: pathlib.Path, stem: str, title: str) -> None:
+def save_target(shown: np.ndarray, report: dict[str, Any], run_dir: pathlib.Path, stem: str, title: str, *,
+                cell_inches: float = 1.1) -> None:
     """``<stem>.png``: the snapshots ``shown [snapshots, H, W, C]`` (in [0, 1]) captioned ``step: p(target)``;
     ``<stem>_curve.png``: p(target) at every step."""
-    caps = [[f"{s}: {plots.probability_caption(p)}"
+    # Four significant digits below 0.99: the study's start (0.00016) must not read as 0.00000.
+    caps = [[f"{s}: {plots.probability_caption(p) if p >= 0.99 else f'p={p:.4g}'}"
              for s, p in zip(report["snapshot_steps"], report["target_prob_at_snapshots"], strict=True)]]
-    plots.image_grid(shown[None], run_dir / f"{stem}.png", captions=caps, title=title)
+    plots.image_grid(shown[None], run_dir / f"{stem}.png", captions=caps, cell_inches=cell_inches,
+                     title=f"{title}; step: p({report['target_class']})")
     plots.curves({f"p({report['target_class']})": report["curve"]}, run_dir / f"{stem}_curve.png", xlabel="step",
                  ylabel="probability", title=title, x=np.arange(len(report["curve"])))
 
@@ -199,8 +202,7 @@ def mnist_target(net, params, data, cfg, run_dir: pathlib.Path, thresholds) -> d
     report, shots, probs = push_to_target(net, params, data.test_images[src], cfg.target_class, cfg.ascent,
                                           cfg.snapshots, thresholds)
     save_target(shots, report, run_dir, "target",
-                f"test digit {cfg.source_class} pushed to {cfg.target_class}: step: p({cfg.target_class}) "
-                f"(steps of {cfg.ascent.step_size})")
+                f"test digit {cfg.source_class} pushed to {cfg.target_class} (steps of {cfg.ascent.step_size})")
     return {"test_index": src, "source_class": cfg.source_class, **report,
             "source_prob_at_snapshots": probs[:, cfg.source_class].tolist()}
 
@@ -286,7 +288,7 @@ def vgg_section(cfg, vgg: Vgg, run_dir: pathlib.Path, thresholds, *, key) -> dic
         r = visualize.maximize_classes(vgg.net, vgg.params, [cfg.class_index], cfg.classes, visualize.VGG_NOISE,
                                        key=k_c)
         name = vgg.net.class_names[cfg.class_index]
-        plots.image_grid(_deprocessed(r.image)[None], run_dir / "vgg_class.png",
+        plots.image_grid(_deprocessed(r.image)[None], run_dir / "vgg_class.png", cell_inches=3.0,
                          title=f"VGG16, {vgg.label}: class {cfg.class_index} ({name}), "
                                f"p={float(r.values[0, -1]):.4f}")
         out["class"] = {"index": cfg.class_index, "name": name, "curve": np.asarray(r.values[0]).tolist()}
@@ -298,6 +300,7 @@ def vgg_section(cfg, vgg: Vgg, run_dir: pathlib.Path, thresholds, *, key) -> dic
 def vgg_target(cfg, vgg: Vgg, run_dir: pathlib.Path, thresholds) -> dict[str, Any]:
     """The photo pushed to ``cfg.target_class`` as the study pushed the Mona Lisa to triceratops, in
     ``cfg.units`` (see ``configs/see_the_world.py``): ``vgg_target.png`` and ``vgg_target_curve.png``."""
+    t0 = time.perf_counter()
     start = visualize.normalize_image(jnp.asarray(vgg.photo) / 256.0)
     if cfg.units == "study":
         # The study fed [0, 1] pixels to Keras' VGG16 without preprocess_input: the bare network, unclipped.
@@ -313,11 +316,11 @@ def vgg_target(cfg, vgg: Vgg, run_dir: pathlib.Path, thresholds) -> dict[str, An
     name = pathlib.Path(vgg.photo_path).stem
     save_target(shown, report, run_dir, "vgg_target",
                 f"VGG16, {vgg.label}: {name} pushed to {report['target_name']} ({cfg.units} units, "
-                f"steps of {ascent.step_size:g}); step: p({report['target_class']})")
+                f"steps of {ascent.step_size:g})", cell_inches=1.8)
     log.info("VGG16 %s -> %s: p %.5f -> %.5f in %d steps; top-1 %s -> %s", name, report["target_name"],
              report["curve"][0], report["final"], report["steps"], report["top1_before"]["name"],
              report["top1_after"]["name"])
-    return {"image": vgg.photo_path, "units": cfg.units, **report}
+    return {"image": vgg.photo_path, "units": cfg.units, **report, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _deprocessed(x: jax.Array) -> np.ndarray:

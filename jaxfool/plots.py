@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -49,7 +50,7 @@ def image_grid(
             if row_labels is not None and c == 0:
                 ax.set_ylabel(row_labels[r], fontsize=9, rotation=0, labelpad=14, va="center")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(_wrap(title, cols * cell_inches), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -75,13 +76,19 @@ def curves(
     if logy:
         ax.set_yscale("log")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(_wrap(title, 4.5), fontsize=10)
     if len(series) > 1:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _wrap(title: str, inches: float) -> str:
+    # About 13 characters per inch at 10 points: long titles wrap instead of running off the figure.
+    width = max(16, int(inches * 13))
+    return "\n".join(textwrap.fill(line, width) for line in title.splitlines())
 
 
 def probability_caption(p: float) -> str:

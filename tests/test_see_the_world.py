@@ -81,7 +81,8 @@ def test_see_the_world_tiny(tmp_path, no_official_weights, caplog):
     assert push["top1_before"]["name"] and push["top1_after"]["name"]
 
 
-def test_missing_weights_fail_in_one_line_before_any_work(tmp_path, capsys):
+def test_missing_weights_fail_in_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(logging, "basicConfig", lambda **kw: None)  # keep pytest's log handlers
     argv = ["see_the_world", "--config", "configs/see_the_world.py", f"--config.workdir={tmp_path}",
             f"--config.vgg.weights={tmp_path / 'nope.h5'}"]
     with pytest.raises(SystemExit) as exit_:
