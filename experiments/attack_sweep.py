@@ -29,7 +29,7 @@ from jaxfool import attacks, checkpoints, cli, defences, runs, zoo  # noqa: E402
 from jaxfool.data import Mnist, load_mnist  # noqa: E402
 from jaxfool.models import Network, mnist_cnn  # noqa: E402
 from jaxfool.models.network import Params  # noqa: E402
-from jaxfool.train import accuracy, one_hot, train  # noqa: E402
+from jaxfool.train import TrainConfig, accuracy, one_hot, train  # noqa: E402
 
 log = logging.getLogger("attack_sweep")
 
@@ -83,29 +83,29 @@ def train_models(config: Any, data: Mnist) -> tuple[Network, dict[str, Params], 
     like = jax.eval_shape(lambda: net.init(key=jax.random.key(0)))
     onehot = one_hot(data.train_labels, net.num_classes)
 
-    def adversarial(name: str, attack: attacks.Attack, fraction: float, ramp: int) -> None:
+    def adversarial(name: str, attack: attacks.Attack, fraction: float, ramp: int, config: TrainConfig) -> None:
         tag = f"{name}-eps{d.eps:g}-steps{attack.steps}-ramp{ramp}-from-{pathlib.Path(info['checkpoint']).name}"
-        path = cache / zoo.model_key(net, data, d.adv_train, tag)
+        path = cache / zoo.model_key(net, data, config, tag)
         # (radius, epochs) phases, each warm-started from the previous parameters.
-        phases = [(d.eps * (i + 1) / (ramp + 1), 1) for i in range(ramp)] + [(d.eps, d.adv_train.epochs - ramp)]
+        phases = [(d.eps * (i + 1) / (ramp + 1), 1) for i in range(ramp)] + [(d.eps, config.epochs - ramp)]
 
         def make() -> Params:
             params = plain
             for i, (eps, epochs) in enumerate(phases):
                 batch_fn = defences.adversarial_batch_fn(net, attack, attack.params(eps), fraction=fraction)
-                phase = dataclasses.replace(d.adv_train, epochs=epochs, seed=d.adv_train.seed + i)
+                phase = dataclasses.replace(config, epochs=epochs, seed=config.seed + i)
                 params = train(net, data.train_images, onehot, phase, params=params, batch_fn=batch_fn,
                                desc=f"{name} training at eps {eps:.3g}")[0]
             return params
 
-        meta = {"defence": name, "phases": phases, "train": runs.to_jsonable(d.adv_train)}
+        meta = {"defence": name, "phases": phases, "train": runs.to_jsonable(config)}
         models[name] = _cached(path, like, make, meta)
         details[name] = {"checkpoint": str(path), "phases": phases}
 
     if d.fgsm_training:
-        adversarial("fgsm_trained", attacks.get_attack("fgsm"), 0.5, 0)
+        adversarial("fgsm_trained", attacks.get_attack("fgsm"), 0.5, 0, d.fgsm_train)
     if d.pgd_training:
-        adversarial("pgd_trained", attacks.get_attack("pgd", steps=d.pgd_steps), 1.0, d.ramp_epochs)
+        adversarial("pgd_trained", attacks.get_attack("pgd", steps=d.pgd_steps), 1.0, d.ramp_epochs, d.pgd_train)
     if d.distillation:
         path = cache / zoo.model_key(net, data, d.distill_train, f"distilled-T{d.temperature:g}")
         make = lambda: defences.defensive_distillation(

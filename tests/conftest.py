@@ -6,7 +6,8 @@ import os
 
 # Several tests compare a sharded run on 4 virtual CPU devices with a single-device run; the flag must be set
 # before JAX initialises its backend.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
 
 import numpy as np
 import pytest

@@ -23,7 +23,7 @@ def test_attack_sweep_writes_plot_and_metrics_with_consistent_accuracies(tmp_pat
     config = sweep_config()
     config.workdir, config.data, config.train = str(tmp_path), TINY_DATA, TINY_TRAIN
     d = config.defences
-    d.adv_train = d.distill_train = TINY_TRAIN
+    d.fgsm_train = d.pgd_train = d.distill_train = TINY_TRAIN
     d.pgd_steps, d.fgsm_training, d.ramp_epochs = 2, False, 0
     s = config.sweep
     s.attacks, s.epsilons, s.steps, s.pgd_steps, s.n_test, s.batch_size = ("fgsm", "pgd+margin"), (0.0, 0.3), 2, 3, 20, 10
@@ -71,5 +71,5 @@ def test_bench_reports_ratios_and_throughput(tmp_path):
     assert metrics["gflops"]["jaxfool_sweep"] > 0 and metrics["gflops"]["matmul_peak"] > 0
     assert len(metrics["jaxfool_robust_accuracy"]) == 2
     if b.peers:
-        assert metrics["torch_logit_max_abs_diff"] < 1e-3  # the copied weights reproduce the flax logits
+        assert metrics["torch_logit_max_rel_diff"] < 1e-4  # the copied weights reproduce the flax logits
         assert metrics["ratio_jaxfool_over"]["torchattacks"] > 0

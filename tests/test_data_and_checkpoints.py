@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxfool import checkpoints, zoo
 from jaxfool.data import DataConfig, load_mnist, mnist
 from jaxfool.models import forward, mnist_cnn
-from jaxfool.train import TrainConfig
+from jaxfool.train import TrainConfig, one_hot, random_shift, train
 
 
 def test_embedded_split_is_fixed_and_stratified(mnist):
@@ -126,3 +127,30 @@ def test_unknown_layer_and_class():
         net.check_layers(["conv2"])
     with pytest.raises(ValueError, match=r"class index 10 out of range for mnist_cnn: use 0..9"):
         net.check_class(10)
+
+
+def test_random_shift_is_a_filled_translation_covering_every_offset():
+    x = np.arange(1.0, 26.0, dtype=np.float32).reshape(5, 5, 1)
+
+    def translated(dy, dx):  # by hand: pixel (r, c) comes from (r - dy, c - dx), fill -1 outside
+        out = np.full_like(x, -1.0)
+        for r in range(5):
+            for c in range(5):
+                if 0 <= r - dy < 5 and 0 <= c - dx < 5:
+                    out[r, c] = x[r - dy, c - dx]
+        return out
+
+    candidates = {(dy, dx): translated(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    seen = set()
+    for i in range(100):
+        out = np.asarray(random_shift(jnp.asarray(x), 1, key=jax.random.key(i), fill=-1.0))
+        hits = [offset for offset, e in candidates.items() if np.array_equal(e, out)]
+        assert len(hits) == 1, f"key {i} gave no single translation:\n{out[..., 0]}"
+        seen.add(hits[0])
+    assert seen == set(candidates)
+
+
+def test_max_shift_is_validated(mnist):
+    with pytest.raises(ValueError, match="max_shift"):
+        train(mnist_cnn(), mnist.train_images[:64], one_hot(mnist.train_labels[:64], 10),
+                        TrainConfig(epochs=1, max_shift=14))
