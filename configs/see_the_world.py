@@ -82,7 +82,8 @@ class VggTargetConfig:
         step: step size in units of the ``[0, 1]`` pixel range (``x 255`` with ``units="rgb"``).
         snapshots: pictures along the way, evenly spaced, the start and the end included (7: every 10 steps).
         unroll: the ascent's ``unroll`` for each stretch between snapshots; 0 unrolls it. Measured here (VGG16
-            at 224x224, 2 CPU cores): 0.95 s per step unrolled against 2.0 s rolled, compiling in seconds.
+            at 224x224, 2 shared CPU cores): 0.95 s per step unrolled against 2.0 s rolled (a while loop), and
+            the default 60 steps in 10-step stretches took 48.5 s with compilation.
     """
 
     enabled: bool = True
