@@ -63,9 +63,11 @@ class VggTargetConfig:
     * ``"study"``: as the study did it. It fed the ``[0, 1]`` pixels straight into Keras' VGG16, which has no
       preprocessing inside and whose ImageNet weights expect ``preprocess_input`` (BGR, ImageNet mean
       subtracted, 0..255 scale); the study never called it. jaxfool's ``vgg16(preprocess=False)`` is that same
-      network, so the photo goes in as it is, with step 0.01 and no clipping (the study had none). Only this
-      reproduces the study's numbers (p(triceratops) 0.00016 at the start, 0.9966 after 60 steps); VGG16 then
-      sees a low-contrast, nearly mean-coloured picture, not the photo it would see in deployment.
+      network, so the photo goes in as it is, with step 0.01 and no clipping (the study had none). This is the
+      setting of the study's numbers (p(triceratops) 0.00016 at the start, 0.9966 printed last: the study
+      printed p before each step, so that is ``curve[59]`` here; not checked offline, where neither the official
+      weights nor the Mona Lisa are at hand). VGG16 then sees a low-contrast, nearly mean-coloured picture,
+      not the photo it would see in deployment.
     * ``"rgb"``: the recipe in jaxfool's pixel units, as VGG16 is meant to be fed: the normalised photo ``x 255``
       into ``vgg16(preprocess=True)`` (RGB 0..255, caffe preprocessing inside), step ``0.01 x 255 = 2.55``
       (the same step relative to the picture's contrast), clipped to ``[0, 255]`` after every step, so every
