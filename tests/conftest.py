@@ -9,12 +9,17 @@ import os
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
 
+import jax
 import numpy as np
 import pytest
 
 from jaxfool.data import DataConfig, load_mnist
 from jaxfool.models import mnist_cnn
 from jaxfool.train import TrainConfig, one_hot, train
+
+# Tests compare float32 results at tolerances of 1e-5 and below; GPUs' default TF32 matmuls and convolutions
+# (about 1e-4 relative) would exceed them. No effect on CPU.
+jax.config.update("jax_default_matmul_precision", "highest")
 
 
 @pytest.fixture(scope="session")
