@@ -29,10 +29,10 @@ class Config:
             turn, so all see the same machine load; the best round of each is reported.
         peak_size: side of the square f32 matmul whose best rate is the machine's peak.
         torch: time PyTorch (if installed) with the same weights.
-        compiler_options: extra jaxfool variants to time, each a string of XLA options
-            ``"xla_name=value;..."`` passed to ``jit(...).lower(...).compile``. The default variant is
-            :data:`jaxfool.xla.PER_LAYER_YNNPACK`: one YNNPACK call per convolution and dense layer
-            instead of the one YNNPACK graph XLA:CPU builds for a forward pass alone.
+        compiler_options: variants timed beside jaxfool's own options (:data:`jaxfool.xla.NO_YNNPACK` on CPU),
+            each a string of XLA options ``"xla_name=value;..."`` passed to ``jit(...).lower(...).compile``.
+            The defaults: ``""``, XLA's own defaults (on CPU one YNNPACK graph for a forward pass), and
+            :data:`jaxfool.xla.PER_LAYER_YNNPACK`, one YNNPACK call per convolution and dense layer.
         seed: seed of the random weights and images.
     """
 
@@ -44,7 +44,7 @@ class Config:
     rounds: int = 5
     peak_size: int = 4096
     torch: bool = True
-    compiler_options: tuple[str, ...] = (PER_LAYER_YNN,)
+    compiler_options: tuple[str, ...] = ("", PER_LAYER_YNN)
     seed: int = 0
 
     def validate(self) -> None:

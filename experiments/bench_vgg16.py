@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxfool import cli, runs
+from jaxfool import cli, runs, xla
 from jaxfool.models import forward
 from jaxfool.models.vgg16 import BLOCKS, IMAGE_SIZE, NUM_CLASSES, vgg16
 from jaxfool.weights import random_params, to_torchvision
@@ -172,10 +172,11 @@ def _has_torch() -> bool:
 
 
 def _implementations(config: Any) -> dict[str, dict[str, str]]:
-    """``{name: XLA options}``: plain jaxfool, then one variant per ``config.compiler_options`` entry."""
-    impls = {"jaxfool": {}}
+    """``{name: XLA options}``: jaxfool's own (:func:`jaxfool.xla.cnn_compiler_options`), then one variant per
+    ``config.compiler_options`` entry (an empty entry is XLA's defaults, named ``xla_default``)."""
+    impls = {"jaxfool": xla.cnn_compiler_options()}
     for i, text in enumerate(config.compiler_options, 1):
-        impls[f"jaxfool+opts{i}"] = compiler_options(text)
+        impls["xla_default" if not text.strip() else f"jaxfool+opts{i}"] = compiler_options(text)
     return impls
 
 

@@ -25,9 +25,9 @@ Choices that differ from the original, on purpose:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Sequence
-import functools
 from typing import NamedTuple
 
 import jax
@@ -36,6 +36,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from jaxfool import xla
 from jaxfool.models.network import Network, Params, forward
 
 Array = jax.Array
@@ -428,7 +429,7 @@ def _make_steps(
 
     # Keys are per label, shared by all settings: every setting of a sweep starts from the same noise.
     check = jax.vmap(jax.vmap(check_one, in_axes=(None, 0, 0, 0)), in_axes=(None, None, 0, None))
-    return Steps(jax.jit(update, donate_argnums=4), jax.jit(check, donate_argnums=2))
+    return Steps(xla.jit(update, donate_argnums=4), xla.jit(check, donate_argnums=2))
 
 
 def run_backwork(

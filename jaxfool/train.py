@@ -17,6 +17,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from jaxfool import xla
 from jaxfool.models.network import Network, Params, forward, predict_proba
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def _make_step(net: Network, tx: optax.GradientTransformation, batch_fn: BatchFn
     def loss_fn(params, x, t):
         return optax.softmax_cross_entropy(forward(net, params, x)[0], t).mean()
 
-    @jax.jit
+    @xla.jit
     def step(state, x, t, key):
         if max_shift:
             key, shift_key = jax.random.split(key)

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxfool import xla
 from jaxfool.models.network import Network, Params, activation_shapes, forward
 
 Array = jax.Array
@@ -380,13 +381,13 @@ def _private_copy(ascent: Ascent) -> Ascent:
     return dataclasses.replace(ascent)
 
 
-@jax.jit(static_argnames=("net", "layer", "ascent"))
+@xla.jit(static_argnames=("net", "layer", "ascent"))
 def _filters_batch(net, params, layer, indices, starts, keys, ascent):
     one = lambda i, x, k: ascend(filter_objective(net, params, layer, i), x, ascent, key=k)
     return jax.vmap(one)(indices, starts, keys)
 
 
-@jax.jit(static_argnames=("net", "ascent", "score"))
+@xla.jit(static_argnames=("net", "ascent", "score"))
 def _classes_batch(net, params, labels, starts, keys, ascent, score):
     one = lambda c, x, k: ascend(class_objective(net, params, c, score=score), x, ascent, key=k)
     return jax.vmap(one)(labels, starts, keys)

@@ -51,7 +51,7 @@ def test_tiny_run(tmp_path):
             torch_row = rows[(case, 2, "pytorch")]
             assert row["time_vs_pytorch"] == pytest.approx(row["ms"] / torch_row["ms"])
     assert saved["peak_gflops"] == max(saved["peak_gflops_by_library"].values())
-    assert saved["implementations"] == {"jaxfool": {}}
+    assert saved["implementations"] == {"jaxfool": xla.cnn_compiler_options()}
 
 
 def test_compiler_options_parse():
@@ -59,4 +59,5 @@ def test_compiler_options_parse():
     with pytest.raises(ValueError, match="not 'xla_name=value'"):
         bench_vgg16.compiler_options("fast=1")
     impls = bench_vgg16._implementations(get_config())
-    assert list(impls) == ["jaxfool", "jaxfool+opts1"] and impls["jaxfool+opts1"] == xla.PER_LAYER_YNNPACK
+    assert list(impls) == ["jaxfool", "xla_default", "jaxfool+opts2"]
+    assert impls["xla_default"] == {} and impls["jaxfool+opts2"] == xla.PER_LAYER_YNNPACK

@@ -141,7 +141,7 @@ def test_class_maximisation_reaches_high_probability(trained_mnist):
     V.Ascent(steps=5, step_size=0.1, clip=True, bounds=(0.0, 1.0), jitter=2, scale=0.1, rotate=10.0),
     V.Ascent(steps=8, step_size=0.05, clip=True, bounds=(0.0, 1.0), tv_weight=0.5, decay=0.01, decay_centre=0.5,
              blur_every=4, blur_sigma=0.5),
-    V.Ascent(steps=8, step_size=0.4, bounds=(0.0, 1.0), fourier=True),
+    V.Ascent(steps=12, step_size=0.4, bounds=(0.0, 1.0), fourier=True),
 ], ids=["transforms", "tv_decay_blur", "fourier"])
 def test_regularised_ascents_raise_the_class(trained_mnist, ascent):
     net, params = trained_mnist

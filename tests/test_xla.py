@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxfool import xla
 from jaxfool.models import forward, mnist_cnn
 
 
 def test_options_by_backend():
-    assert xla.cnn_compiler_options("cpu") == xla.PER_LAYER_YNNPACK
+    assert xla.cnn_compiler_options("cpu") == xla.NO_YNNPACK
     assert xla.cnn_compiler_options("gpu") == {}
+
+
+def test_importing_jaxfool_leaves_jax_uninitialised():
+    """``jax.distributed.initialize()`` must run before any backend starts, so imports must not start one."""
+    code = ("import jaxfool, jaxfool.attacks, jaxfool.explain, jaxfool.visualize, jaxfool.backwork, jaxfool.train; "
+            "from jax._src import xla_bridge; assert not xla_bridge.backends_are_initialized()")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_jit_decorator_forms_and_lowering():
+    @xla.jit(static_argnames=("n",))
+    def power(x, n):
+        return x**n
+
+    square = xla.jit(lambda x: x * x)
+    assert float(power(3.0, n=2)) == float(square(3.0)) == 9.0
+    assert power.__name__ == "power"
+    assert float(power.lower(2.0, n=3).compile()(2.0)) == 8.0  # jit's attributes pass through
 
 
 def test_jit_with_options_gives_the_same_numbers():
@@ -27,3 +49,11 @@ def test_jit_with_options_gives_the_same_numbers():
     np.testing.assert_allclose(tuned(x), jax.jit(f)(x), rtol=1e-5, atol=1e-5)
     g = jax.grad(lambda v: f(v).sum())
     np.testing.assert_allclose(xla.jit(g)(x), jax.jit(g)(x), rtol=1e-4, atol=1e-6)
+
+
+def test_jit_nests_inside_jit_grad_and_vmap():
+    f = xla.jit(lambda x: jnp.sin(x) * x)
+    expected = float(jnp.cos(1.0) + jnp.sin(1.0))
+    assert float(jax.grad(f)(1.0)) == pytest.approx(expected, rel=1e-6)
+    assert float(jax.jit(jax.grad(f))(1.0)) == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(jax.vmap(f)(jnp.ones(3)), np.full(3, np.sin(1.0)), rtol=1e-6)

@@ -23,7 +23,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from jax.tree_util import Partial
 
-from jaxfool import checks
+from jaxfool import checks, xla
 from jaxfool.attacks.gradient import Attack
 from jaxfool.attacks.loop import AttackParams, Model
 from jaxfool.models.layers import canonical_conv_gradients
@@ -118,13 +118,13 @@ def _attack_batch(attack, model, x, labels, params, key, bounds):
     return jax.vmap(lambda xi, yi, ki: attack(model, xi, yi, params, key=ki, bounds=bounds))(x, labels, keys)
 
 
-@functools.partial(jax.jit, static_argnames=("attack", "bounds"))
+@functools.partial(xla.jit, static_argnames=("attack", "bounds"))
 def _perturb(attack, model, x, labels, params, key, bounds):
     run = lambda model, x, labels, params, key: _attack_batch(attack, model, x, labels, params, key, bounds)
     return _partitioned(run, model, x, labels, params, key, sweep=False)
 
 
-@functools.partial(jax.jit, static_argnames=("attack", "bounds"))
+@functools.partial(xla.jit, static_argnames=("attack", "bounds"))
 def _sweep(attack, model, x, labels, params, key, bounds):
     run = lambda model, x, labels, params, key: jax.vmap(
         lambda p: _attack_batch(attack, model, x, labels, p, key, bounds)

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxfool import checks
+from jaxfool import checks, xla
 from jaxfool.attacks import losses
 from jaxfool.attacks.batch import _as_pytree
 from jaxfool.attacks.loop import Model
@@ -79,7 +79,7 @@ def universal_perturbation(
     )
 
 
-@functools.partial(jax.jit, static_argnums=(5, 6, 7, 8))
+@functools.partial(xla.jit, static_argnums=(5, 6, 7, 8))
 def _universal(model, images, labels, params, key, bounds, norm_name, epochs, batch_size):
     norm = get_norm(norm_name)
     n_batches = images.shape[0] // batch_size

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
+from jaxfool import xla
 from jaxfool.explain._common import check_example, check_score, class_score
 from jaxfool.models.network import Network, Params, activation_shapes, forward_with_taps, zero_taps
 
@@ -70,7 +71,7 @@ def layer_gradients(
     return _layer_gradients(net, params, x, label, layers=net.check_layers(layers), score=check_score(score))
 
 
-@functools.partial(jax.jit, static_argnames=("net", "layers", "score"))
+@functools.partial(xla.jit, static_argnames=("net", "layers", "score"))
 def _layer_gradients(net, params, x, label, *, layers, score):
     xb = x[None]
     taps = zero_taps(net, params, xb, layers)
@@ -97,7 +98,7 @@ def _cam(act: Array, grad: Array, method: str) -> Array:
     return jnp.einsum("hwc,c->hw", act, weights)
 
 
-@functools.partial(jax.jit, static_argnames=("net", "layers", "method", "score", "relu", "size", "resize"))
+@functools.partial(xla.jit, static_argnames=("net", "layers", "method", "score", "relu", "size", "resize"))
 def _cams(net, params, x, label, *, layers, method, score, relu, size, resize):
     acts, grads = _layer_gradients(net, params, x, label, layers=layers, score=score)
     out = {}

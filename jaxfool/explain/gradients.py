@@ -12,13 +12,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxfool import xla
 from jaxfool.explain._common import check_example, check_score, input_gradients
 from jaxfool.models.network import Network, Params
 
 Array = jax.Array
 
 
-@functools.partial(jax.jit, static_argnames=("net", "score", "absolute"))
+@functools.partial(xla.jit, static_argnames=("net", "score", "absolute"))
 def _saliency(net, params, x, label, score, absolute):
     g = input_gradients(net, params, x[None], label, score=score)[0]
     return jnp.abs(g) if absolute else g
@@ -41,7 +42,7 @@ def saliency(
     return _saliency(net, params, x, label, check_score(score), absolute)
 
 
-@functools.partial(jax.jit, static_argnames=("net", "num_samples", "score", "squared", "batch_size"))
+@functools.partial(xla.jit, static_argnames=("net", "num_samples", "score", "squared", "batch_size"))
 def _smooth_grad(net, params, x, label, key, noise, num_samples, score, squared, batch_size):
     lo, hi = net.bounds
     eps = jax.random.normal(key, (num_samples, *x.shape), x.dtype) * (noise * (hi - lo))
@@ -86,7 +87,7 @@ def smooth_grad(
                         batch_size)
 
 
-@functools.partial(jax.jit, static_argnames=("net", "steps", "score", "batch_size"))
+@functools.partial(xla.jit, static_argnames=("net", "steps", "score", "batch_size"))
 def _integrated_gradients(net, params, x, label, baseline, steps, score, batch_size):
     baseline = jnp.broadcast_to(jnp.asarray(baseline, x.dtype), x.shape)
     alphas = (jnp.arange(steps, dtype=x.dtype) + 0.5) / steps  # midpoint Riemann sum

@@ -12,6 +12,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from jaxfool import xla
 from jaxfool.explain._common import check_example, check_score, input_gradients
 from jaxfool.explain.gradcam import grad_cam
 from jaxfool.models.network import Network, Params
@@ -49,7 +50,7 @@ def guided_network(net: Network) -> Network:
     return dataclasses.replace(net, name=f"{net.name}_guided", module=net.module.clone(relu=guided_relu))
 
 
-@jax.jit(static_argnames=("net", "score"))
+@xla.jit(static_argnames=("net", "score"))
 def _guided_backprop(net, params, x, label, score):
     return input_gradients(guided_network(net), params, x[None], label, score=score)[0]
 

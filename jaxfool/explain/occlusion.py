@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxfool import xla
 from jaxfool.explain._common import check_example, check_score, class_score, pair
 from jaxfool.models.network import Network, Params, forward
 
@@ -115,7 +116,7 @@ def _cover(size: int, window: int, stride: int) -> np.ndarray:
     return (pixels >= starts[:, None]) & (pixels < starts[:, None] + window)
 
 
-@functools.partial(jax.jit, static_argnames=("net", "window", "stride", "score", "batch_size"))
+@functools.partial(xla.jit, static_argnames=("net", "window", "stride", "score", "batch_size"))
 def _occlusion(net, params, x, label, baseline, window, stride, score, batch_size):
     rows = _cover(x.shape[0], window[0], stride[0])  # [ny, H]
     cols = _cover(x.shape[1], window[1], stride[1])  # [nx, W]
