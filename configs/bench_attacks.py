@@ -1,4 +1,5 @@
-"""PGD-40 on 256 MNIST digits x 5 epsilons: jaxfool against Foolbox 3 (JAX) and torchattacks (PyTorch CPU).
+"""PGD-40 on 256 MNIST digits x 5 epsilons: jaxfool against Foolbox 3 (JAX) and torchattacks (PyTorch, on the
+GPU when JAX runs on one).
 
 Run (the peers are benchmark-only: ``pip install foolbox==3.3.4`` and ``pip install --no-deps torchattacks==3.5.1``):
     python -m experiments.bench_attacks --config configs/bench_attacks.py

@@ -1,10 +1,12 @@
 """Times PGD-40 on MNIST digits x several epsilons: jaxfool's one-call sweep against Foolbox 3 (JAX backend) and
-torchattacks (PyTorch CPU, the same weights copied in), all in the same run, and prints the time ratios.
+torchattacks (PyTorch with the same weights copied in, on the GPU when JAX runs on one), all in the same run, and
+prints the time ratios.
 
 ``python -m experiments.bench_attacks --config configs/bench_attacks.py``. Also measured in the same run: the
-achieved GFLOP/s of the sweep (XLA's FLOP count of one step) against a float32 matmul's, and the input gradient of
-the CNN alone in JAX (flax convolutions; canonical convolution gradients) and PyTorch, at the top level and inside
-a ``lax.fori_loop``, to show where time goes. Writes ``metrics.json`` and ``config.json``.
+achieved GFLOP/s of the sweep (XLA's FLOP count of one step) against a float32 matmul's; the input gradient of
+the CNN alone in JAX (XLA's default options or jaxfool's, flax or canonical-gradient convolutions, at the top
+level or inside a ``lax.fori_loop``) and in PyTorch, to show where time goes; and the "gradient floor", the time of
+the batch gradients every PGD sweep must compute. Writes ``metrics.json`` and ``config.json``.
 """
 
 from __future__ import annotations

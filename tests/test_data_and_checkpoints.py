@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -154,3 +155,22 @@ def test_max_shift_is_validated(mnist):
     with pytest.raises(ValueError, match="max_shift"):
         train(mnist_cnn(), mnist.train_images[:64], one_hot(mnist.train_labels[:64], 10),
                         TrainConfig(epochs=1, max_shift=14))
+
+
+def test_failed_tfds_attempt_leaves_no_empty_dataset_folder(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def half_made(*args, data_dir=None, **kwargs):
+        (pathlib.Path(data_dir) / "mnist" / "3.0.1" / "tmp").mkdir(parents=True)  # what TFDS leaves when it fails
+        raise ModuleNotFoundError("No module named 'tensorflow'")
+
+    monkeypatch.setattr(tfds, "load", half_made)
+    data = load_mnist(DataConfig(source="auto", tfds_data_dir=str(tmp_path), max_train=100, max_test=50))
+    assert data.source.startswith("embedded") and not (tmp_path / "mnist").exists()
+    # A folder that was there before the attempt, with a file in it, is left alone.
+    (tmp_path / "mnist" / "3.0.1").mkdir(parents=True)
+    (tmp_path / "mnist" / "3.0.1" / "dataset_info.json").write_text("{}")
+    monkeypatch.setattr(tfds, "load", lambda *a, data_dir=None, **k: (_ for _ in ()).throw(OSError("no network")))
+    with pytest.raises(OSError):
+        load_mnist(DataConfig(source="tfds", tfds_data_dir=str(tmp_path)))
+    assert (tmp_path / "mnist" / "3.0.1" / "dataset_info.json").exists()

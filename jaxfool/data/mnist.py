@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
+import os
 import pathlib
 from typing import NamedTuple
 
@@ -87,13 +88,35 @@ def load_mnist(config: DataConfig | None = None) -> Mnist:
 
 
 def load_tfds(data_dir: str | None = None) -> Mnist:
-    """Full MNIST (60,000 train / 10,000 test) via ``tfds.load``; downloads it on first use."""
+    """Full MNIST (60,000 train / 10,000 test) via ``tfds.load``; downloads it on first use.
+
+    A failed first attempt (no TensorFlow, no network) leaves no empty ``mnist`` folder behind in the data
+    directory, so the next attempt does not find a half-made dataset.
+    """
     import tensorflow_datasets as tfds
 
-    (xtr, ytr), (xte, yte) = tfds.as_numpy(
-        tfds.load("mnist", split=["train", "test"], batch_size=-1, as_supervised=True, data_dir=data_dir)
-    )
+    folder = pathlib.Path(data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")).expanduser() / "mnist"
+    existed = folder.exists()
+    try:
+        (xtr, ytr), (xte, yte) = tfds.as_numpy(
+            tfds.load("mnist", split=["train", "test"], batch_size=-1, as_supervised=True, data_dir=data_dir)
+        )
+    except BaseException:
+        if not existed:
+            _remove_empty_folders(folder)
+        raise
     return Mnist(_to_float(xtr), ytr.astype(np.int32), _to_float(xte), yte.astype(np.int32), "tfds")
+
+
+def _remove_empty_folders(root: pathlib.Path) -> None:
+    """Removes ``root`` and the folders below it that hold no file (a folder with any file stays)."""
+    if not root.is_dir():
+        return
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if not any(root.iterdir()):
+        root.rmdir()
 
 
 def embedded_path() -> pathlib.Path:
