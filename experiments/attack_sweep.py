@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from jaxfool import attacks, checkpoints, cli, defences, runs, zoo  # noqa: E402
+from jaxfool import attacks, checkpoints, cli, defences, runs, xla, zoo  # noqa: E402
 from jaxfool.data import Mnist, load_mnist  # noqa: E402
 from jaxfool.models import Network, mnist_cnn  # noqa: E402
 from jaxfool.models.network import Params  # noqa: E402
@@ -53,7 +53,7 @@ def robust_accuracy(
 ) -> list[float]:
     """Accuracy under ``attack`` at each of ``epsilons``; each batch is one :func:`jaxfool.attacks.sweep` call."""
     params = attack.params(jnp.asarray(epsilons, jnp.float32))
-    predict = jax.jit(lambda m, v: m(v).argmax(-1))
+    predict = xla.jit(lambda m, v: m(v).argmax(-1))
     correct = np.zeros(len(epsilons))
     for start in range(0, len(x), batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]

@@ -16,11 +16,10 @@ import pathlib
 import time
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxfool import backwork, checkpoints, cli, plots, runs, zoo
+from jaxfool import backwork, checkpoints, cli, plots, runs, xla, zoo
 from jaxfool.data import load_mnist
 from jaxfool.data.mnist import stratified_head
 from jaxfool.models import forward, mnist_cnn, predict_proba
@@ -100,7 +99,7 @@ def nearest_neighbour_report(
     keep = stratified_head(train_labels, max_train)
     tr_x, tr_y = train_images[keep], train_labels[keep]
     layers = net.layer_names[:-1]
-    acts_fn = jax.jit(lambda x: forward(net, params, x, layers=layers)[1])
+    acts_fn = xla.jit(lambda x: forward(net, params, x, layers=layers)[1])
 
     def acts(x):
         chunks = [acts_fn(jnp.asarray(x[i : i + 500])) for i in range(0, len(x), 500)]

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxfool import cli, explain, runs
+from jaxfool import cli, explain, runs, xla
 from jaxfool.explain._common import input_gradients, pair
 from jaxfool.models import Network, Tap, mnist_cnn
 from jaxfool.models.layers import max_pool_2x2
@@ -200,10 +200,10 @@ def bench_model(name: str, spec: Any, config: Any) -> dict:
     out: dict = {"model": name, "layers": len(layers), "label": label, "occlusion": occ}
 
     # --- jaxfool, compiled once for this network.
-    all_layers = jax.jit(lambda p, v: explain.cams(net, p, v, label, layers=layers))
-    one_pass = jax.jit(lambda p, v: input_gradients(net, p, v[None], label)[0])
-    per_layer = {n: jax.jit(lambda p, v, n=n: explain.grad_cam(net, p, v, label, layer=n)) for n in layers}
-    occlusion = jax.jit(lambda p, v: explain.occlusion(net, p, v, label, **occ))
+    all_layers = xla.jit(lambda p, v: explain.cams(net, p, v, label, layers=layers))
+    one_pass = xla.jit(lambda p, v: input_gradients(net, p, v[None], label)[0])
+    per_layer = {n: xla.jit(lambda p, v, n=n: explain.grad_cam(net, p, v, label, layer=n)) for n in layers}
+    occlusion = xla.jit(lambda p, v: explain.occlusion(net, p, v, label, **occ))
 
     # --- Captum and pytorch-grad-cam on the twin.
     def captum_layers():

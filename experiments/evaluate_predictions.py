@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxfool import attacks, cli, explain, runs, zoo
+from jaxfool import attacks, cli, explain, runs, xla, zoo
 from jaxfool.data import load_mnist
 from jaxfool.explain import render
 from jaxfool.models import Network, mnist_cnn, predict_proba
@@ -64,7 +64,7 @@ def subject(net: Network, params: Params, layer: str) -> Subject:
     layer = layer or spatial[-1]
     if layer not in spatial:
         raise cli.ConfigError(f"layer={layer!r} of {net.name} is not a spatial layer; valid: {', '.join(spatial)}")
-    cam = jax.jit(jax.vmap(lambda p, xi, yi: explain.grad_cam(net, p, xi, yi, layer=layer), in_axes=(None, 0, 0)))
+    cam = xla.jit(jax.vmap(lambda p, xi, yi: explain.grad_cam(net, p, xi, yi, layer=layer), in_axes=(None, 0, 0)))
     return Subject(net, params, layer, cam)
 
 

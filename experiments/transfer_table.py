@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxfool import attacks, cli, runs, zoo
+from jaxfool import attacks, cli, runs, xla, zoo
 from jaxfool.data import load_mnist
 from jaxfool.models import mnist_cnn
 from jaxfool.models.mnist_zoo import mnist_mlp, mnist_resnet
@@ -58,7 +58,7 @@ def run(config: Any) -> dict[str, Any]:
         info[name] = {"checkpoint": meta["checkpoint"], "test_accuracy": meta["test_accuracy"]}
     keep = np.concatenate([np.flatnonzero(data.test_labels == c)[: max(1, t.n_test // 10)] for c in range(10)])
     x, y = data.test_images[keep], data.test_labels[keep]
-    predict = jax.jit(lambda m, v: m(v).argmax(-1))
+    predict = xla.jit(lambda m, v: m(v).argmax(-1))
 
     def error(model, images) -> float:
         preds = np.concatenate([np.asarray(predict(model, images[i : i + t.batch_size]))

@@ -343,7 +343,7 @@ def reference_activations(
         raise ValueError(f"no training examples of label {targets[counts.index(0)]}; check backwork.labels")
     n = min(per_label, *counts)
     layers = net.layer_names[:-1]
-    acts_fn = jax.jit(lambda x: forward(net, params, x, layers=layers)[1])
+    acts_fn = xla.jit(lambda x: forward(net, params, x, layers=layers)[1])
     per_target = [acts_fn(jnp.asarray(images[np.flatnonzero(labels == t)[:n]])) for t in targets]
     out, sqnorm = {}, {}
     for name in layers:

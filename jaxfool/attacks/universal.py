@@ -106,7 +106,7 @@ def fooling_rate(
     model: Model, images: Array, delta: Array, *, bounds: tuple[float, float], batch_size: int = 500
 ) -> float:
     """Fraction of ``images [N, H, W, C]`` whose top class changes when ``delta [H, W, C]`` is added (clipped)."""
-    predict = jax.jit(lambda m, x: m(x).argmax(-1))
+    predict = xla.jit(lambda m, x: m(x).argmax(-1))
     model = _as_pytree(model)
     changed = 0
     for i in range(0, len(images), batch_size):
