@@ -58,6 +58,8 @@ class _BackendJit:
         return self._for_backend(_at_top_level())(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:  # lower, trace, eval_shape, clear_cache...
+        if name.startswith("_"):  # private names (and copy/pickle probing a half-built object) are not jit's
+            raise AttributeError(name)
         return getattr(self._for_backend(), name)
 
 
