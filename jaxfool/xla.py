@@ -21,6 +21,11 @@ from typing import Any
 
 import jax
 
+try:  # called on every call of a jaxfool jit, so looked up once
+    from jax._src.core import trace_state_clean as _trace_state_clean
+except ImportError:
+    _trace_state_clean = None
+
 NO_YNNPACK = {"xla_cpu_experimental_ynn_fusion_type": ""}
 PER_LAYER_YNNPACK = {
     "xla_cpu_experimental_ynn_fusion_type": (
@@ -65,12 +70,8 @@ class _BackendJit:
 
 def _at_top_level() -> bool:
     """Whether no JAX transformation is tracing (then a ``jit`` may carry compiler options)."""
-    try:
-        from jax._src import core
-
-        return bool(core.trace_state_clean())
-    except (ImportError, AttributeError):  # a JAX without this internal: never risk the nested-jit error
-        return False
+    # A JAX without this internal: never risk the nested-jit error.
+    return _trace_state_clean is not None and bool(_trace_state_clean())
 
 
 def jit(fun: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
