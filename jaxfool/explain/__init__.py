@@ -38,13 +38,15 @@ from jaxfool.explain.gradcam import (
 from jaxfool.explain.gradients import integrated_gradients, saliency, smooth_grad, to_heatmap
 from jaxfool.explain.guided import guided_backprop, guided_grad_cam, guided_network, guided_relu
 from jaxfool.explain.localization import InkOverlap, ink_mask, ink_overlap
-from jaxfool.explain.occlusion import OcclusionConfig, occlusion, window_starts
+from jaxfool.explain.occlusion import Occlusion, OcclusionConfig, OcclusionParams, occlusion, window_starts
 
 __all__ = [
     "Agreement",
     "InkOverlap",
     "METHODS",
+    "Occlusion",
     "OcclusionConfig",
+    "OcclusionParams",
     "SCORES",
     "cams",
     "centroid_shift",

@@ -93,6 +93,11 @@ class Network:
             raise ValueError(f"class index {int(label)} out of range for {self.name}: use 0..{self.num_classes - 1}")
         return int(label)
 
+    def class_name(self, label: int) -> str:
+        """The human-readable name of class ``label``: from :attr:`class_names`, else the index as text."""
+        label = self.check_class(label)
+        return self.class_names[label] if self.class_names else str(label)
+
     def check_input(self, x: Any, *, batched: bool = True) -> None:
         """Raises a one-line error if ``x`` has the wrong shape, NaNs, or pixels outside :attr:`bounds`."""
         checks.check_images(x, self.input_shape, self.bounds, batched=batched, what=f"{self.name} input")
