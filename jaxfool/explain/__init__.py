@@ -16,6 +16,10 @@ Every method takes ONE example ``x [H, W, C]`` and a class index and works on an
 from jaxfool.explain._common import SCORES, class_score
 from jaxfool.explain.agreement import (
     Agreement,
+    against_mask,
+    compare_stacks,
+    finite_mean,
+    mean_agreement,
     centroid_shift,
     compare_heatmaps,
     iou,
@@ -42,6 +46,10 @@ from jaxfool.explain.occlusion import Occlusion, OcclusionConfig, OcclusionParam
 
 __all__ = [
     "Agreement",
+    "against_mask",
+    "compare_stacks",
+    "finite_mean",
+    "mean_agreement",
     "InkOverlap",
     "METHODS",
     "Occlusion",
