@@ -87,6 +87,11 @@ def deprocess_image(x: Array) -> Array:
     return jnp.clip(normalize_image(x) * 255.0, 0.0, 255.0).astype(jnp.uint8)
 
 
+def deprocessed(x: Array) -> np.ndarray:
+    """:func:`deprocess_image` of each of ``x [n, H, W, C]``, as float32 in ``[0, 1]`` for plotting: ``[n, H, W, C]``."""
+    return np.asarray(jax.vmap(deprocess_image)(jnp.asarray(x))).astype(np.float32) / 255.0
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Objectives: functions of ONE example x [H, W, C] to a scalar. Indices may be traced, so they vmap.
 
