@@ -72,7 +72,7 @@ def run(config: Any) -> dict[str, Any]:
     first, second, x, names, labels, info, fit = load_models(config)
     net, bounds, frac, scale = first.net, first.net.bounds, config.fraction, config.panel_scale
     if config.mask_dir and not pathlib.Path(config.mask_dir).is_dir():
-        raise FileNotFoundError(f"mask_dir={config.mask_dir!r} is not a folder; pass a folder of <image stem>.png masks")
+        raise FileNotFoundError(f"mask_dir={config.mask_dir!r} is not a folder; give a folder of <image>.png masks")
     run_dir = runs.start_run(config, "evaluate_predictions")
     key = jax.random.key(config.seed)
     warning = " (random weights: MEANINGLESS predictions)" if info.get("meaningless_predictions") else ""

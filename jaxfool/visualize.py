@@ -88,7 +88,7 @@ def deprocess_image(x: Array) -> Array:
 
 
 def deprocessed(x: Array) -> np.ndarray:
-    """:func:`deprocess_image` of each of ``x [n, H, W, C]``, as float32 in ``[0, 1]`` for plotting: ``[n, H, W, C]``."""
+    """:func:`deprocess_image` of each of ``x [n, H, W, C]``, as float32 in ``[0, 1]`` (for plotting)."""
     return np.asarray(jax.vmap(deprocess_image)(jnp.asarray(x))).astype(np.float32) / 255.0
 
 

@@ -86,8 +86,8 @@ def summary(r: dict[str, Any], labels: np.ndarray, per_image: list[dict[str, Any
     for kind in ("ink", "human"):
         rows = [item[f"vs_{kind}_mask"] for item in per_image if f"vs_{kind}_mask" in item]
         if rows:
-            out[f"vs_{kind}_mask"] = {m: {k: finite_mean([row[m][k] for row in rows]) for k in ("top_k_iou", "pointing")}
-                                      for m in rows[0]}
+            out[f"vs_{kind}_mask"] = {m: {k: finite_mean([row[m][k] for row in rows])
+                                          for k in ("top_k_iou", "pointing")} for m in rows[0]}
     if cross and second is not None:
         out["second_model"] = {
             "name": second.net.name, "gradcam_layer": second.layer,
