@@ -218,8 +218,9 @@ def equinox(mnist):
 # Every consumer, on the adapted model and on its Tap twin.
 
 
-def consumers(net, params, mnist, spatial):
-    """Every method's output for one network, as ``{name: array}``."""
+def consumers(net, params, mnist, spatial, *, backwork=True):
+    """Every method's output for one network, as ``{name: array}``. ``backwork=False`` replaces the search (its
+    compile is the slowest part) by the activations its cost reads, to keep the suite's time."""
     xs, ys = jnp.asarray(mnist.test_images[:3]), jnp.asarray(mnist.test_labels[:3], jnp.int32)
     x, y = xs[0], int(ys[0])
     key = jax.random.key(1)
@@ -237,11 +238,19 @@ def consumers(net, params, mnist, spatial):
     out["pgd_sweep"] = attacks.sweep(pgd, attacks.network_model(net, params), xs, ys,
                                      pgd.params(eps=jnp.array([0.05, 0.1])), key=key, bounds=net.bounds)
     chosen = net.with_layers(spatial)  # backwork on chosen layers
+    if not backwork:
+        out |= {f"activation/{k}": v for k, v in models.forward(chosen, params, xs, layers=spatial)[1].items()}
+        return out | visualisations(net, params, spatial, key)
     config = BackworkConfig(images_per_label=2, max_steps=2, refs_per_label=16, labels=(0, 1),
                             layer_factors=(1e-3,) * len(spatial) + (10.0,))
     refs = np.concatenate([np.flatnonzero(mnist.train_labels == c)[:16] for c in config.labels])
     work = run_backwork(chosen, params, mnist.train_images[refs], mnist.train_labels[refs], config)
     out["backwork"], out["backwork_p"] = work.images, work.probs
+    return out | visualisations(net, params, spatial, key)
+
+
+def visualisations(net, params, spatial, key):
+    out = {}
     ascent = V.Ascent(steps=3, step_size=0.05, clip=True, bounds=(0.0, 1.0))
     noise = V.Noise(centre=0.5, spread=0.1)
     classes = V.maximize_classes(net, params, [0, 3], ascent, noise, key=key)
@@ -251,8 +260,9 @@ def consumers(net, params, mnist, spatial):
     return out
 
 
-def check_same(net, params, twin_net, twin_params, mnist, spatial, tol=1e-5):
-    ours, theirs = consumers(net, params, mnist, spatial), consumers(twin_net, twin_params, mnist, spatial)
+def check_same(net, params, twin_net, twin_params, mnist, spatial, tol=1e-5, backwork=True):
+    ours = consumers(net, params, mnist, spatial, backwork=backwork)
+    theirs = consumers(twin_net, twin_params, mnist, spatial, backwork=backwork)
     assert ours.keys() == theirs.keys()
     assert {f"grad_cam/{n}" for n in spatial} <= ours.keys()
     for name in ours:
@@ -274,13 +284,13 @@ def test_nnx_tutorial_cnn_runs_every_consumer_as_its_tap_twin(nnx_model, mnist):
     net, params, twin, twin_params = nnx_model
     assert net.layer_names == ("inputs", "conv1", "conv2", "linear1", "linear2", "logits")
     assert isinstance(params, dict) and set(params["conv1"]) == {"kernel", "bias"}  # a plain, traced pytree
-    check_same(net, params, twin, twin_params, mnist, ("conv1", "conv2"))
+    check_same(net, params, twin, twin_params, mnist, ("conv1", "conv2"), backwork=False)
 
 
 def test_equinox_tutorial_cnn_runs_every_consumer_as_its_tap_twin(equinox, mnist):
     net, params, twin, twin_params = equinox
     assert net.layer_names == ("inputs", *(f"layers.{i}" for i in range(10)), "logits")
-    check_same(net, params, twin, twin_params, mnist, ("layers.0", "layers.1", "layers.2"))
+    check_same(net, params, twin, twin_params, mnist, ("layers.0", "layers.1", "layers.2"), backwork=False)
 
 
 def test_preprocess_keeps_pixel_units(linen, mnist):
@@ -355,6 +365,14 @@ class Normed(nnx.Module):
         return self.norm(self.linear(x.reshape(x.shape[0], -1)))
 
 
+class Listy(nn.Module):
+    sizes: list
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(self.sizes[-1])(x.reshape(x.shape[0], -1))
+
+
 class MaxReLU(nn.Module):
     @nn.compact
     def __call__(self, x):
@@ -398,6 +416,7 @@ def test_bad_models_give_one_line_errors(linen, mnist):
          "bounds=(1, 0) must be finite (low, high) with low < high"),
         (lambda: models.from_linen(CNN(), params, class_names=("a",), **MNIST), "1 class_names for num_classes=10"),
         (lambda: models.from_nnx(CNN(), **MNIST), "from_nnx takes a flax.nnx.Module, got CNN"),
+        (lambda: models.from_linen(Listy(sizes=[3]), {}, **small), "Listy has an unhashable attribute"),
         (lambda: explain.guided_backprop(max_net, max_params, jnp.zeros((2, 2, 1)), 0),
          "guided backprop found no jax.nn.relu call in MaxReLU: a ReLU written as jnp.maximum(x, 0)"),
     ]

@@ -6,7 +6,8 @@ Every method takes ONE example ``x [H, W, C]`` and a class index and works on an
 * Class activation maps: :func:`grad_cam`, :func:`grad_cam_plus_plus`, :func:`layer_cam`, and :func:`cams` for
   every layer from one forward and one backward pass.
 * Gradients in pixel space: :func:`saliency`, :func:`smooth_grad`, :func:`integrated_gradients`,
-  :func:`guided_backprop` (via :func:`guided`, which swaps :func:`guided_relu` into any model) and :func:`guided_grad_cam`.
+  :func:`guided_backprop` (via :func:`guided`, which swaps :func:`guided_relu` into any model) and
+  :func:`guided_grad_cam`.
 * Perturbation: :func:`occlusion` (Captum's definition, memory-bounded batches).
 * Agreement between heatmaps and masks: :func:`compare_heatmaps` and the metrics of
   :mod:`jaxfool.explain.agreement`.

@@ -196,6 +196,8 @@ class _EqxTap:
         return self.record(self.path, self.inner(*args, **kwargs), channels_first=True)
 
     def __getattr__(self, name):  # models may read attributes of their layers (e.g. `self.conv.out_channels`)
+        if name == "inner":
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
 
@@ -275,8 +277,9 @@ def from_linen(
                         "for an NNX model use from_nnx, for a function from_function")
     try:
         hash(module)
-    except TypeError as err:
-        raise ValueError(f"{type(module).__name__} has an unhashable attribute ({err}); use tuples, not lists") from None
+    except TypeError:
+        raise ValueError(f"{type(module).__name__} has an unhashable attribute (a list or dict?): jit needs the "
+                         "module hashable; use tuples") from None
     if isinstance(params, Mapping) and set(params) == {"params"}:
         params = params["params"]  # accept the whole variables dict too
     return _network(_LinenAdapter(model=module, preprocess=preprocess), params, name or type(module).__name__,
