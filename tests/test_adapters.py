@@ -218,12 +218,7 @@ def equinox(mnist):
 # Every consumer, on the adapted model and on its Tap twin.
 
 
-def consumers(net, params, mnist, spatial, *, backwork=True):
-    """Every method's output for one network, as ``{name: array}``. ``backwork=False`` replaces the search (its
-    compile is the slowest part) by the activations its cost reads, to keep the suite's time."""
-    xs, ys = jnp.asarray(mnist.test_images[:3]), jnp.asarray(mnist.test_labels[:3], jnp.int32)
-    x, y = xs[0], int(ys[0])
-    key = jax.random.key(1)
+def explanations(net, params, x, y, spatial, key):
     out = {}
     for method in explain.METHODS:  # all spatial layers from one pass
         for layer, cam in explain.cams(net, params, x, y, method=method).items():
@@ -234,6 +229,16 @@ def consumers(net, params, mnist, spatial, *, backwork=True):
     out["saliency"] = explain.saliency(net, params, x, y)
     out["smooth_grad"] = explain.smooth_grad(net, params, x, y, key=key, num_samples=2)
     out["integrated_gradients"] = explain.integrated_gradients(net, params, x, y, steps=4)
+    return out
+
+
+def consumers(net, params, mnist, spatial, *, backwork=True):
+    """Every method's output for one network, as ``{name: array}``. ``backwork=False`` replaces the search (its
+    compile is the slowest part) by the activations its cost reads, to keep the suite's time."""
+    xs, ys = jnp.asarray(mnist.test_images[:3]), jnp.asarray(mnist.test_labels[:3], jnp.int32)
+    key = jax.random.key(1)
+    # One jit for the explanation family: one compile, and XLA shares the passes the methods have in common.
+    out = dict(jax.jit(lambda p, x, y: explanations(net, p, x, y, spatial, key))(params, xs[0], ys[0]))
     pgd = attacks.get_attack("pgd", steps=2)
     out["pgd_sweep"] = attacks.sweep(pgd, attacks.network_model(net, params), xs, ys,
                                      pgd.params(eps=jnp.array([0.05, 0.1])), key=key, bounds=net.bounds)
@@ -465,3 +470,28 @@ def test_repeated_and_reserved_layer_names():
     np.testing.assert_allclose(acts["logits#3"], logits)
     first = x.reshape(1, -1) @ params["logits"]["kernel"] + params["logits"]["bias"]
     np.testing.assert_allclose(acts["logits#2"], first, rtol=1e-6)
+
+
+def test_linen_batch_norm_and_dropout_models_in_evaluation_mode():
+    class Normed(nn.Module):
+        @nn.compact
+        def __call__(self, x, train: bool = True):
+            x = nn.Conv(4, (3, 3))(x)
+            x = nn.BatchNorm(use_running_average=not train)(x)
+            x = nn.Dropout(0.5, deterministic=not train)(nn.relu(x))
+            return nn.Dense(3)(x.reshape(x.shape[0], -1))
+
+    module = Normed()
+    x = jax.random.uniform(jax.random.key(1), (2, 6, 6, 1))
+    variables = module.init(jax.random.key(0), x, train=False)
+    # Non-trivial running statistics, so using them (rather than the batch's) shows.
+    variables["batch_stats"] = jax.tree.map(lambda v: v + 0.3, variables["batch_stats"])
+    small = dict(input_shape=(6, 6, 1), bounds=(0.0, 1.0), num_classes=3)
+    net, params = models.from_linen(module, variables, call_kwargs={"train": False}, **small)
+    assert set(params) == {"Conv_0", "Dense_0", "BatchNorm_0"}
+    assert net.layer_names == ("inputs", "Conv_0", "BatchNorm_0", "Dropout_0", "Dense_0", "logits")
+    np.testing.assert_allclose(models.forward(net, params, x)[0], module.apply(variables, x, train=False),
+                               rtol=1e-6, atol=1e-6)
+    assert explain.grad_cam(net, params, x[0], 1, layer="BatchNorm_0").shape == (6, 6)
+    one_line_error(lambda: models.from_linen(module, variables, **small),
+                   "a model in training mode? pass call_kwargs such as {'train': False}")

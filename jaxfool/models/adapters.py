@@ -66,9 +66,16 @@ class _LinenAdapter(nn.Module):
 
     model: nn.Module
     preprocess: Preprocess | None = None
+    call_kwargs: tuple[tuple[str, Any], ...] = ()
+    constants: _Constants | None = None  # collections other than "params" (batch_stats), read-only
 
     def setup(self):
         nn.share_scope(self, self.model)
+
+    def apply(self, variables, *args, **kwargs):
+        if self.constants is not None:
+            variables = {**self.constants.value, **variables}
+        return super().apply(variables, *args, **kwargs)
 
     def __call__(self, x: Array, taps: Mapping[str, Array] | None = None) -> dict[str, Array]:
         t = Tap(taps)
@@ -86,9 +93,16 @@ class _LinenAdapter(nn.Module):
             return record("/".join(path), out)
 
         with nn.intercept_methods(interceptor):
-            logits = self.model(x)
+            logits = self.model(x, **dict(self.call_kwargs))
         t("logits", logits)
         return t.activations
+
+
+class _Constants:
+    """Arrays a network reads but never differentiates or updates; hashed by identity (arrays cannot be)."""
+
+    def __init__(self, value: Mapping[str, Any]):
+        self.value = dict(value)
 
 
 class _Adapter:
@@ -256,18 +270,22 @@ def from_linen(
     class_names: Sequence[str] | None = None,
     preprocess: Preprocess | None = None,
     name: str | None = None,
+    call_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[Network, Params]:
     """A flax Linen classifier as a :class:`Network`; layers are its submodules' paths (``Conv_1``, ``a/b/conv``).
 
     Args:
         module: the model as written, ``module.apply({"params": params}, x [batch, *input_shape])`` -> logits.
-        params: its ``"params"`` collection (the model's own tree, returned unchanged).
+        params: its ``"params"`` collection (the model's own tree, returned unchanged), or the whole variables
+            dict: other collections (``batch_stats``) are then read as constants (pass ``call_kwargs`` such as
+            ``{"train": False}`` so the model uses, and does not update, them).
         input_shape: one example's shape ``(H, W, C)``.
         bounds: the valid pixel range ``(low, high)``; attacks clip to it, budgets are in these units.
         num_classes: the number of classes; the output must be ``[batch, num_classes]``.
         class_names: optional names, one per class.
         preprocess: ``x -> model input`` run inside the network (e.g. normalisation), so pixels stay in ``bounds``.
         name: short name for tables and errors (default: the module's class name).
+        call_kwargs: keyword arguments for every call of the model, e.g. ``{"train": False}``.
 
     Returns:
         ``(net, params)`` for every jaxfool function.
@@ -280,9 +298,17 @@ def from_linen(
     except TypeError:
         raise ValueError(f"{type(module).__name__} has an unhashable attribute (a list or dict?): jit needs the "
                          "module hashable; use tuples") from None
-    if isinstance(params, Mapping) and set(params) == {"params"}:
-        params = params["params"]  # accept the whole variables dict too
-    return _network(_LinenAdapter(model=module, preprocess=preprocess), params, name or type(module).__name__,
+    constants = None
+    if isinstance(params, Mapping) and "params" in params:  # the whole variables dict
+        others = {k: v for k, v in params.items() if k != "params"}
+        constants, params = (_Constants(others) if others else None), params["params"]
+    kwargs = tuple(sorted((call_kwargs or {}).items()))
+    try:
+        hash(kwargs)
+    except TypeError:
+        raise ValueError(f"call_kwargs={call_kwargs!r} must hold hashable values (flags, not arrays)") from None
+    adapter = _LinenAdapter(model=module, preprocess=preprocess, call_kwargs=kwargs, constants=constants)
+    return _network(adapter, params, name or type(module).__name__,
                     input_shape, bounds, num_classes, class_names)
 
 
@@ -404,7 +430,10 @@ def _network(module, params, name, input_shape, bounds, num_classes, class_names
         acts = jax.eval_shape(run, params, x)
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{name} fails on a batch of inputs [2, {', '.join(map(str, shape))}]: {first}") from err
+        hint = ("; a model in training mode? pass call_kwargs such as {'train': False}" if "immutable" in first
+                or "rng" in first.lower() else "")
+        raise ValueError(f"{name} fails on a batch of inputs [2, {', '.join(map(str, shape))}]: {first}{hint}"
+                         ) from err
     out = acts["logits"]
     if not isinstance(out, jax.ShapeDtypeStruct) or out.shape != (2, int(num_classes)):
         got = getattr(out, "shape", type(out).__name__)
