@@ -6,7 +6,8 @@ Every method takes ONE example ``x [H, W, C]`` and a class index and works on an
 * Class activation maps: :func:`grad_cam`, :func:`grad_cam_plus_plus`, :func:`layer_cam`, and :func:`cams` for
   every layer from one forward and one backward pass.
 * Gradients in pixel space: :func:`saliency`, :func:`smooth_grad`, :func:`integrated_gradients`,
-  :func:`guided_backprop` (via :func:`guided_relu`) and :func:`guided_grad_cam`.
+  :func:`guided_backprop` (via :func:`guided`, which swaps :func:`guided_relu` into any model) and
+  :func:`guided_grad_cam`.
 * Perturbation: :func:`occlusion` (Captum's definition, memory-bounded batches).
 * Agreement between heatmaps and masks: :func:`compare_heatmaps` and the metrics of
   :mod:`jaxfool.explain.agreement`.
@@ -40,7 +41,7 @@ from jaxfool.explain.gradcam import (
     spatial_layers,
 )
 from jaxfool.explain.gradients import integrated_gradients, saliency, smooth_grad, to_heatmap
-from jaxfool.explain.guided import guided_backprop, guided_grad_cam, guided_network, guided_relu
+from jaxfool.explain.guided import guided, guided_backprop, guided_grad_cam, guided_network, guided_relu
 from jaxfool.explain.localization import InkOverlap, ink_mask, ink_overlap
 from jaxfool.explain.occlusion import Occlusion, OcclusionConfig, OcclusionParams, occlusion, window_starts
 
@@ -61,6 +62,7 @@ __all__ = [
     "finite_mean",
     "grad_cam",
     "grad_cam_plus_plus",
+    "guided",
     "guided_backprop",
     "guided_grad_cam",
     "guided_network",

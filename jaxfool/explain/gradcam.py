@@ -153,6 +153,10 @@ def cams(
     spatial = spatial_layers(net, params, x)
     if layers is None:
         layers = tuple(name for name in spatial if name != net.layer_names[0])
+        if not layers:
+            raise ValueError(f"CAMs need a spatial layer [height, width, channels] and {net.name} names none after "
+                             f"its input (layers: {', '.join(net.layer_names)})"
+                             + (f"; {net.module.layer_help}" if getattr(net.module, "layer_help", None) else ""))
     layers = net.check_layers(layers)
     for name in layers:
         if name not in spatial:
