@@ -249,14 +249,14 @@ def consumers(net, params, mnist, spatial, *, backwork=True):
     config = BackworkConfig(images_per_label=2, max_steps=2, refs_per_label=16, labels=(0, 1),
                             layer_factors=(1e-3,) * len(spatial) + (10.0,))
     refs = np.concatenate([np.flatnonzero(mnist.train_labels == c)[:16] for c in config.labels])
-    work = run_backwork(chosen, params, mnist.train_images[refs], mnist.train_labels[refs], config)
+    work = run_backwork(chosen, params, mnist.train_images[refs], mnist.train_labels[refs], config, key=key)
     out["backwork"], out["backwork_p"] = work.images, work.probs
     return out | visualisations(net, params, spatial, key)
 
 
 def visualisations(net, params, spatial, key):
     out = {}
-    ascent = V.Ascent(steps=3, step_size=0.05, clip=True, bounds=(0.0, 1.0))
+    ascent = V.AscentConfig(steps=3, step_size=0.05, clip=True, bounds=(0.0, 1.0))
     noise = V.Noise(centre=0.5, spread=0.1)
     classes = V.maximize_classes(net, params, [0, 3], ascent, noise, key=key)
     out["classes"], out["classes_p"] = classes.image, classes.values
