@@ -3,8 +3,9 @@
 Every method takes ONE example ``x [H, W, C]`` and a class index and works on any
 :class:`~jaxfool.models.Network`; ``jax.vmap`` them over a batch and ``jax.jit`` them with the network static.
 
-* Class activation maps: :func:`grad_cam`, :func:`grad_cam_plus_plus`, :func:`layer_cam`, and :func:`cams` for
-  every layer from one forward and one backward pass.
+* Class activation maps: :func:`grad_cam`, :func:`grad_cam_plus_plus`, :func:`layer_cam`, :func:`xgrad_cam`,
+  :func:`hires_cam`, :func:`eigen_cam`, and :func:`cams` for every layer from one forward and one backward pass;
+  the gradient-free :func:`score_cam` and :func:`ablation_cam` (batched perturbed forward passes).
 * Gradients in pixel space: :func:`saliency`, :func:`smooth_grad`, :func:`integrated_gradients`,
   :func:`guided_backprop` (via :func:`guided_relu`) and :func:`guided_grad_cam`.
 * Perturbation: :func:`occlusion` (Captum's definition, memory-bounded batches).
@@ -29,19 +30,28 @@ from jaxfool.explain.agreement import (
 from jaxfool.explain.gradcam import (
     METHODS,
     cams,
+    eigen_cam,
     grad_cam,
     grad_cam_plus_plus,
+    hires_cam,
     layer_cam,
+    xgrad_cam,
     layer_gradients,
     spatial_layers,
 )
 from jaxfool.explain.gradients import integrated_gradients, saliency, smooth_grad, to_heatmap
 from jaxfool.explain.guided import guided_backprop, guided_grad_cam, guided_network, guided_relu
+from jaxfool.explain.perturbation_cams import ablation_cam, score_cam
 from jaxfool.explain.localization import InkOverlap, ink_mask, ink_overlap
 from jaxfool.explain.occlusion import OcclusionConfig, occlusion, window_starts
 
 __all__ = [
     "Agreement",
+    "ablation_cam",
+    "eigen_cam",
+    "hires_cam",
+    "score_cam",
+    "xgrad_cam",
     "InkOverlap",
     "METHODS",
     "OcclusionConfig",
