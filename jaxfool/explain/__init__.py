@@ -9,6 +9,9 @@ Every method takes ONE example ``x [H, W, C]`` and a class index and works on an
 * Gradients in pixel space: :func:`saliency`, :func:`smooth_grad`, :func:`integrated_gradients`,
   :func:`guided_backprop` (via :func:`guided_relu`) and :func:`guided_grad_cam`.
 * Perturbation: :func:`occlusion` (Captum's definition, memory-bounded batches).
+* Can a map be trusted? Faithfulness (:mod:`jaxfool.explain.faithfulness`: deletion / insertion curves and
+  their :func:`auc`, :func:`road`, :func:`infidelity`, :func:`max_sensitivity`) and sanity checks
+  (:mod:`jaxfool.explain.sanity`: cascading and independent randomisation, :func:`similarity`).
 * Agreement between heatmaps and masks: :func:`compare_heatmaps` and the metrics of
   :mod:`jaxfool.explain.agreement`.
 * Pictures: :mod:`jaxfool.explain.render`.
@@ -39,13 +42,41 @@ from jaxfool.explain.gradcam import (
     layer_gradients,
     spatial_layers,
 )
+from jaxfool.explain.faithfulness import (
+    auc,
+    deletion_curve,
+    impute,
+    infidelity,
+    insertion_curve,
+    max_sensitivity,
+    road,
+)
 from jaxfool.explain.gradients import integrated_gradients, saliency, smooth_grad, to_heatmap
 from jaxfool.explain.guided import guided_backprop, guided_grad_cam, guided_network, guided_relu
 from jaxfool.explain.perturbation_cams import ablation_cam, score_cam
+from jaxfool.explain.sanity import (
+    cascading_randomization,
+    independent_randomization,
+    randomization_curve,
+    randomize,
+    similarity,
+)
 from jaxfool.explain.localization import InkOverlap, ink_mask, ink_overlap
 from jaxfool.explain.occlusion import OcclusionConfig, occlusion, window_starts
 
 __all__ = [
+    "auc",
+    "deletion_curve",
+    "impute",
+    "infidelity",
+    "insertion_curve",
+    "max_sensitivity",
+    "road",
+    "cascading_randomization",
+    "independent_randomization",
+    "randomization_curve",
+    "randomize",
+    "similarity",
     "Agreement",
     "ablation_cam",
     "eigen_cam",
