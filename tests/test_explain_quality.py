@@ -109,3 +109,37 @@ def test_randomization_stages_and_similarity():
     assert flipped["spearman"] == pytest.approx(-1.0) and flipped["spearman_abs"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="unknown parameter layers"):
         explain.randomize(net, params, ["conv9"], key=jax.random.key(0))
+
+
+def test_fourier_start_has_lucids_spread():
+    from jaxfool import visualize
+
+    h = w = 224
+    # One DC coefficient a by hand: irfft2 gives a * scale_dc / (h w), scale_dc = sqrt(h w) * max(h, w), then / 4.
+    spec = np.zeros((3, h, w // 2 + 1, 2), np.float32)
+    spec[0, 0, 0, 0] = 0.01
+    img = np.asarray(visualize.fourier_image(jnp.asarray(spec), (h, w, 3), (0.0, 1.0), decorrelate=False))
+    pre = np.log(img[..., 0] / (1 - img[..., 0]))  # undo the sigmoid
+    np.testing.assert_allclose(pre, 0.01 * np.sqrt(h * w) * max(h, w) / (h * w) / 4, rtol=1e-4)
+    # A random start: the spread Lucid's fft_image formula gives, written out in NumPy.
+    spec = np.asarray(visualize.fourier_init((h, w, 3), key=jax.random.key(0)))
+    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]
+    scale = np.sqrt(w * h) / np.maximum(np.sqrt(fx**2 + fy**2), 1 / max(h, w))
+    lucid = np.fft.irfft2((spec[..., 0] + 1j * spec[..., 1]) * scale, s=(h, w)) / 4
+    ours = np.asarray(visualize.fourier_image(jnp.asarray(spec), (h, w, 3), (0.0, 1.0), decorrelate=False))
+    ours = np.log(ours / (1 - ours)).transpose(2, 0, 1)
+    np.testing.assert_allclose(ours.std(), lucid.std(), rtol=1e-3)
+    assert 0.01 < lucid.std() < 0.05  # without sqrt(w h) it would be 224x flatter: 8e-5
+
+
+def test_smooth_grad_noise_is_relative_to_the_images_range(linear):
+    net, params, x, _ = linear
+    # A linear model's gradient ignores the noise, so compare the noise itself through a quadratic probe.
+    key = jax.random.key(0)
+    half = explain.smooth_grad(net, params, x * 0.5, 0, key=key, num_samples=4)
+    full = explain.smooth_grad(net, params, x, 0, key=key, num_samples=4)
+    np.testing.assert_allclose(half, full, rtol=1e-5)  # constant gradient: any noise gives the kernel
+    from jaxfool.explain import gradients
+    eps_scale = lambda v: float(np.asarray(v).max() - np.asarray(v).min())
+    assert eps_scale(x * 0.5) == pytest.approx(0.5 * eps_scale(x))
+    assert "image's range" in gradients.smooth_grad.__doc__
