@@ -186,7 +186,9 @@ def _spectrum_scale(h: int, w: int, decay_power: float) -> np.ndarray:
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.rfftfreq(w)[None, :]
     freqs = np.sqrt(fx * fx + fy * fy)
-    return (1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** decay_power).astype(np.float32)
+    # Lucid's `scale *= np.sqrt(w * h)` (optvis/param/spatial.py): without it a 224x224 start is 224x too flat
+    # and pixel-space step sizes do not carry over.
+    return (np.sqrt(w * h) / np.maximum(freqs, 1.0 / max(h, w)) ** decay_power).astype(np.float32)
 
 
 def fourier_init(shape: Sequence[int], *, key: Array, sd: float = 0.01) -> Array:
@@ -201,7 +203,7 @@ def fourier_image(
 ) -> Array:
     """The image ``[H, W, C]`` in ``bounds`` that a spectrum from :func:`fourier_init` parameterises.
 
-    As Lucid's ``fft_image`` + ``to_valid_rgb``: scale frequencies by ``1 / f ** decay_power``, inverse real
+    As Lucid's ``fft_image`` + ``to_valid_rgb``: scale frequencies by ``sqrt(H W) / f ** decay_power``, inverse real
     FFT, divide by 4, for 3 channels mix colours with the ImageNet colour correlation's square root
     (``decorrelate``), squash with a sigmoid and map ``[0, 1]`` to ``bounds``.
     """
