@@ -12,41 +12,30 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxfool.data import DataConfig
+from configs.common import MnistBase
 from jaxfool.explain.evaluation import HEATMAP_METHODS
-from jaxfool.train import TrainConfig
 
 
 @dataclasses.dataclass
-class Config:
-    """The explanation-quality measurement.
+class Config(MnistBase):
+    """The explanation-quality measurement (the common fields: :class:`configs.common.MnistBase`; ``seed`` seeds
+    the random maps, SmoothGrad's noise and the randomised weights).
 
     Attributes:
-        workdir: the run folder is ``workdir/explanation_quality/<run_name or timestamp>``; trained CNNs are
-            cached in ``workdir/models`` (shared with the other MNIST experiments).
-        run_name: name of the run folder (default: a timestamp).
-        data: where MNIST comes from.
-        train: how the CNN is trained if no cached checkpoint matches.
         num_images: test digits explained (their predicted class), taken evenly from every class.
         methods: heatmap methods, among ``jaxfool.explain.evaluation.HEATMAP_METHODS``.
         sanity_methods: the methods put through cascading randomisation.
         steps: points of the deletion and insertion curves, minus one.
         blur_sigma: the insertion curve starts from the image blurred by this many pixels.
         data_randomization: also train the CNN on shuffled labels and compare its maps (Adebayo's data test).
-        seed: seeds the random maps, SmoothGrad's noise and the randomised weights.
     """
 
-    workdir: str = "runs"
-    run_name: str = ""
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     num_images: int = 100
     methods: tuple[str, ...] = HEATMAP_METHODS
     sanity_methods: tuple[str, ...] = ("saliency", "smooth_grad", "grad_cam", "guided_backprop")
     steps: int = 28
     blur_sigma: float = 2.0
     data_randomization: bool = True
-    seed: int = 0
 
     def validate(self) -> None:
         unknown = sorted((set(self.methods) | set(self.sanity_methods)) - set(HEATMAP_METHODS))

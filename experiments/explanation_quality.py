@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxfool import cli, plots, runs, zoo
-from jaxfool.data import load_mnist
+from jaxfool.data import load_mnist, stratified_indices
 from jaxfool.explain import evaluation, render, sanity
 from jaxfool.models import mnist_cnn, predict_proba
 
@@ -32,7 +32,7 @@ def run(config: Any) -> dict[str, Any]:
     data = load_mnist(config.data)
     net, cache = mnist_cnn(), pathlib.Path(config.workdir) / "models"
     params, info = zoo.load_or_train(net, data, config.train, cache_dir=cache)
-    x = jnp.asarray(data.test_images[_balanced(data.test_labels, config.num_images)])
+    x = jnp.asarray(data.test_images[stratified_indices(data.test_labels, config.num_images, interleave=True)])
     labels = jnp.asarray(predict_proba(net, params, x).argmax(-1))
     root = jax.random.key(config.seed)
     layer = evaluation.default_layer(net, params, x[0])
@@ -97,12 +97,6 @@ def _figures(metrics, config, run_dir, x, labels, batched, params) -> None:
         panels += [(m, render.overlay(np.asarray(x[i]), np.asarray(batched[m](params, x[i : i + 1], labels[i : i + 1])[0]),
                                       scale=4)) for m in config.methods]
     render.save_panels(panels, run_dir / "maps.png", columns=1 + len(config.methods), title="heatmaps by method")
-
-
-def _balanced(labels: np.ndarray, n: int) -> np.ndarray:
-    per_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
-    order = [idx[i] for i in range(max(map(len, per_class))) for idx in per_class if i < len(idx)]
-    return np.asarray(order[:n])
 
 
 if __name__ == "__main__":
