@@ -103,11 +103,21 @@ def bench_model(name: str, spec: Any, config: Any) -> dict:
             return pgc(input_tensor=xt.clone().requires_grad_(True), targets=[ClassifierOutputTarget(label)])
 
         t["pytorch_grad_cam_all_layers_one_call"] = median_time(pgc_all, r)
+        if spec.score_cam_batch:  # Score-CAM at the last conv layer: one masked forward pass per channel
+            last, b = layers[-1], spec.score_cam_batch
+            ours_sc = xla.jit(lambda p, v: explain.score_cam(net, p, v, label, layer=last, batch_size=b))
+            theirs_sc = pgc_module.ScoreCAM(model=model, target_layers=[modules[last]])
+            theirs_sc.batch_size = b
+            t["jax_score_cam"] = median_time(lambda: sync(ours_sc(params, x)), 1)
+            t["pytorch_grad_cam_score_cam"] = median_time(
+                lambda: theirs_sc(input_tensor=xt.clone(), targets=[ClassifierOutputTarget(label)]), 1)
     t["jax_occlusion"] = median_time(lambda: sync(occlusion(params, x)), r)
     t["captum_occlusion"] = median_time(captum_occlusion, r)
     out["seconds"] = t
     out["ratios"] = {"all_layers_vs_one_forward_backward": t["jax_all_layers"] / t["jax_one_forward_backward"],
                      "captum_occlusion_over_jax_occlusion": t["captum_occlusion"] / t["jax_occlusion"]}
+    if "jax_score_cam" in t:
+        out["ratios"]["pytorch_grad_cam_score_cam_over_jax_score_cam"] = t["pytorch_grad_cam_score_cam"] / t["jax_score_cam"]
     for peer in ("captum_per_layer", "jax_per_layer_calls", "pytorch_grad_cam_all_layers_one_call"):
         if peer in t:
             out["ratios"][f"{peer}_over_jax_all_layers"] = t[peer] / t["jax_all_layers"]
