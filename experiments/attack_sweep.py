@@ -23,12 +23,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
 
 from jaxfool import attacks, checkpoints, cli, defences, runs, xla, zoo  # noqa: E402
 from jaxfool.data import Mnist, load_mnist  # noqa: E402
 from jaxfool.models import Network, mnist_cnn  # noqa: E402
 from jaxfool.models.network import Params  # noqa: E402
+from jaxfool.progress import bar as progress_bar  # noqa: E402
 from jaxfool.train import TrainConfig, accuracy, one_hot, train  # noqa: E402
 
 log = logging.getLogger("attack_sweep")
@@ -77,7 +77,7 @@ def train_models(config: Any, data: Mnist) -> tuple[Network, dict[str, Params], 
     """The plain CNN and each enabled defence, trained or restored; returns ``(net, {name: params}, info)``."""
     cache = pathlib.Path(config.workdir) / "models"
     net = mnist_cnn()
-    plain, info = zoo.load_or_train(net, data, config.train, cache_dir=cache)
+    plain, info = zoo.load_or_train(net, data, config.train, cache_dir=cache, progress=True)
     models, details = {"plain": plain}, {"plain": {"checkpoint": info["checkpoint"]}}
     d = config.defences
     like = jax.eval_shape(lambda: net.init(key=jax.random.key(0)))
@@ -95,7 +95,7 @@ def train_models(config: Any, data: Mnist) -> tuple[Network, dict[str, Params], 
                 batch_fn = defences.adversarial_batch_fn(net, attack, attack.params(eps), fraction=fraction)
                 phase = dataclasses.replace(config, epochs=epochs, seed=config.seed + i)
                 params = train(net, data.train_images, onehot, phase, params=params, batch_fn=batch_fn,
-                               desc=f"{name} training at eps {eps:.3g}")[0]
+                               desc=f"{name} training at eps {eps:.3g}", progress=True)[0]
             return params
 
         meta = {"defence": name, "phases": phases, "train": runs.to_jsonable(config)}
@@ -152,7 +152,7 @@ def run(config: Any) -> dict[str, Any]:
             "test_accuracy": accuracy(net, params, data.test_images, data.test_labels),
             "robust_accuracy": {},
         }
-        for attack in tqdm(specs, desc=f"attacks on {name}", leave=False):
+        for attack in progress_bar(specs, progress=True, desc=f"attacks on {name}"):
             accs = robust_accuracy(attack, model, x, y, s.epsilons, key=key, bounds=net.bounds,
                                    batch_size=s.batch_size)
             results[name]["robust_accuracy"][attack.name] = accs

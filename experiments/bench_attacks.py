@@ -106,7 +106,8 @@ def run(config: Any) -> dict[str, Any]:
     runs.write_json(run_dir / "config.json", config)
     data = load_mnist(config.data)
     net = mnist_cnn()
-    params, _ = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models")
+    params, _ = zoo.load_or_train(net, data, config.train,
+                                  cache_dir=pathlib.Path(config.workdir) / "models", progress=True)
     x = jnp.asarray(data.test_images[np.linspace(0, len(data.test_images) - 1, b.n_images).astype(int)])
     y = jnp.asarray(data.test_labels[np.linspace(0, len(data.test_labels) - 1, b.n_images).astype(int)])
     eps = tuple(float(e) for e in b.epsilons)

@@ -27,7 +27,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaxfool import attacks, cli, explain, runs, xla, zoo
 from jaxfool.data import load_mnist
@@ -35,6 +34,7 @@ from jaxfool.explain import render
 from jaxfool.models import Network, mnist_cnn, predict_proba
 from jaxfool.models.mnist_zoo import mnist_resnet
 from jaxfool.models.network import Params
+from jaxfool.progress import bar as progress_bar
 
 log = logging.getLogger("evaluate_predictions")
 MNIST_MODELS = {"mnist_cnn": mnist_cnn, "mnist_resnet": mnist_resnet}
@@ -92,14 +92,14 @@ def load_models(config: Any) -> tuple[Subject, Subject | None, Inputs, dict[str,
     data = load_mnist(config.data)
     cache = pathlib.Path(config.workdir) / "models"
     net = mnist_cnn()
-    params, meta = zoo.load_or_train(net, data, config.train, cache_dir=cache)
+    params, meta = zoo.load_or_train(net, data, config.train, cache_dir=cache, progress=True)
     info = {"data_source": data.source, "test_accuracy": meta["test_accuracy"], "checkpoint": meta["checkpoint"]}
     idx = balanced_indices(data.test_labels, config.num_images)
     inputs = Inputs(data.test_images[idx], [f"test{i}" for i in idx], data.test_labels[idx])
     second = None
     if config.second_model:
         net2 = MNIST_MODELS[config.second_model]()
-        params2, meta2 = zoo.load_or_train(net2, data, config.second_train, cache_dir=cache)
+        params2, meta2 = zoo.load_or_train(net2, data, config.second_train, cache_dir=cache, progress=True)
         info["second_model"] = {"name": net2.name, "test_accuracy": meta2["test_accuracy"],
                                 "checkpoint": meta2["checkpoint"]}
         second = subject(net2, params2, config.layer if config.layer in net2.layer_names else "")
@@ -190,7 +190,7 @@ def run(config: Any) -> dict[str, Any]:
     pred, prob = _top1(net, params, x)
     cam = np.asarray(first.cam(params, jnp.asarray(x), jnp.asarray(pred)))
     occ = np.stack([np.asarray(explain.occlusion(net, params, xi, int(yi), **dataclasses.asdict(config.occlusion)))
-                    for xi, yi in zip(tqdm(x, desc="occlusion", leave=False), pred, strict=True)])
+                    for xi, yi in zip(progress_bar(x, progress=True, desc="occlusion"), pred, strict=True)])
     methods = _agreements(occ, cam, config.fraction)
     # Chance level of the same numbers: occlusion against uniformly random maps.
     chance = _agreements(occ, np.asarray(jax.random.uniform(jax.random.fold_in(key, 3), occ.shape)), config.fraction)
@@ -216,7 +216,7 @@ def run(config: Any) -> dict[str, Any]:
                  "shift": _agreements(cam2, cam2_adv, config.fraction)}
 
     per_image = []
-    for i, name in enumerate(tqdm(inputs.names, desc="panels", leave=False)):
+    for i, name in enumerate(progress_bar(inputs.names, progress=True, desc="panels")):
         item: dict[str, Any] = {
             "image": name, "label": int(inputs.labels[i]),
             "clean": {"top1": int(pred[i]), "class": _name(net, int(pred[i])), "probability": float(prob[i])},

@@ -36,7 +36,8 @@ def run(config: Any) -> dict[str, Any]:
     runs.write_json(run_dir / "config.json", config)
     data = load_mnist(config.data)
     net = mnist_cnn()
-    params, info = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models")
+    params, info = zoo.load_or_train(net, data, config.train,
+                                     cache_dir=pathlib.Path(config.workdir) / "models", progress=True)
     images = data.test_images[balanced_indices(data.test_labels, config.num_images)]
 
     metrics: dict[str, Any] = {"data_source": data.source, "test_accuracy": info["test_accuracy"],
@@ -44,7 +45,7 @@ def run(config: Any) -> dict[str, Any]:
     for baseline in (config.occlusion.baseline, *config.other_baselines):
         occ = dataclasses.replace(config.occlusion, baseline=baseline)
         out = explain.ink_overlap(net, params, images, key=jax.random.key(config.seed), fraction=config.fraction,
-                                  occlusion_config=occ, threshold=config.ink_threshold)
+                                  occlusion_config=occ, threshold=config.ink_threshold, progress=True)
         metrics[f"baseline_{baseline:g}"] = {
             **out.summary(),
             **{f"{k}_std": float(getattr(out, k).std()) for k in ("occlusion", "grad_cam", "random")},
