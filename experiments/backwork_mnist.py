@@ -47,7 +47,7 @@ def run(config: Any) -> dict[str, Any]:
         "model_checkpoint": model_info["checkpoint"],
         "model_trained_now": model_info["trained_now"],
         "test_accuracy": model_info["test_accuracy"],
-        **summarise(result, setting=0),
+        **summarise(result, setting=0, cap=config.backwork.prob_cap_min),
         "nearest_neighbour": nearest_neighbour_report(
             net, params, result.images[0], result.labels, data.train_images, data.train_labels,
             max_train=config.nn_layers_max_train,
@@ -59,7 +59,7 @@ def run(config: Any) -> dict[str, Any]:
         metrics["sweep"] = []
         for s, setting in enumerate(result.settings):
             save_grid(result, s, run_dir / f"grid_setting{s}.png", title=str(setting))
-            metrics["sweep"].append({"setting": setting, **summarise(result, setting=s)})
+            metrics["sweep"].append({"setting": setting, **summarise(result, setting=s, cap=config.backwork.prob_cap_min)})
     if config.retrain.mode != "none":
         metrics["retrain"] = retrain(net, params, data, result, config, run_dir, metrics["test_accuracy"])
     metrics["seconds"] = round(time.perf_counter() - start, 1)
@@ -72,10 +72,10 @@ def run(config: Any) -> dict[str, Any]:
     return {**metrics, "run_dir": str(run_dir)}
 
 
-def summarise(result: backwork.BackworkResult, setting: int) -> dict[str, Any]:
-    """Per-image confidences (label-major), labels, steps and re-initialisations of one sweep setting."""
+def summarise(result: backwork.BackworkResult, setting: int, *, cap: float) -> dict[str, Any]:
+    """Per-image confidences (label-major), labels, steps and re-initialisations of one sweep setting;
+    ``n_at_least_cap`` counts the images with p >= ``cap`` (the config's ``prob_cap_min``)."""
     probs = result.probs[setting]  # [labels, batch]
-    cap = 0.999
     return {
         "confidences": probs.reshape(-1).tolist(),
         "labels": np.repeat(result.labels, probs.shape[1]).tolist(),
@@ -184,7 +184,7 @@ def retrain(net, params, data, result, config, run_dir: pathlib.Path, accuracy_b
         "test_accuracy_after": acc_after,
         "old_generated_confidence_after": float(np.median(old_probs[np.arange(len(old)), old_labels])),
         "old_generated_fooling_class_prob": (float(np.median(old_probs[:, 10])) if mode == "extra_class" else None),
-        "fresh_backwork": summarise(fresh, 0),
+        "fresh_backwork": summarise(fresh, 0, cap=bw.prob_cap_min),
     }
 
 

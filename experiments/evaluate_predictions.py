@@ -31,6 +31,7 @@ import numpy as np
 from jaxfool import attacks, cli, explain, runs, xla, zoo
 from jaxfool.data import load_mnist
 from jaxfool.explain import render
+from jaxfool.images import load_masks
 from jaxfool.models import Network, mnist_cnn, predict_proba
 from jaxfool.models.mnist_zoo import mnist_resnet
 from jaxfool.models.network import Params
@@ -72,7 +73,7 @@ def load_models(config: Any) -> tuple[Subject, Subject | None, Inputs, dict[str,
     """The model, the optional second model, the regular images, model info and the universal-fit images."""
     if config.model == "vgg16":
         from experiments.fool_vgg16 import sample_photos
-        from jaxfool.images import load_image_folder
+        from jaxfool.images import load_image_folder, unique_names
         from jaxfool.weights import load_vgg16
 
         photos = load_image_folder(config.image_dir) if config.image_dir else sample_photos()
@@ -80,7 +81,7 @@ def load_models(config: Any) -> tuple[Subject, Subject | None, Inputs, dict[str,
             raise FileNotFoundError(f"no readable .jpg/.png images in {config.image_dir}")
         net, params = load_vgg16(config.weights, key=jax.random.key(config.seed))
         pixels = np.asarray(photos.pixels[: config.num_images], np.float32)
-        inputs = Inputs(pixels, [p.stem for p in photos.paths[: config.num_images]], np.full(len(pixels), -1))
+        inputs = Inputs(pixels, list(unique_names(photos.paths[: config.num_images])), np.full(len(pixels), -1))
         info = {"weights": config.weights, "meaningless_predictions": config.weights == "random"}
         if info["meaningless_predictions"]:
             log.warning("weights=random: every prediction below is MEANINGLESS; the pipeline is real")
@@ -178,8 +179,7 @@ def run(config: Any) -> dict[str, Any]:
     start = time.perf_counter()
     first, second, inputs, info, fit = load_models(config)
     net, params = first.net, first.params
-    if config.mask_dir and not pathlib.Path(config.mask_dir).is_dir():
-        raise FileNotFoundError(f"mask_dir={config.mask_dir!r} is not a folder; pass a folder of <image stem>.png masks")
+    human = load_masks(config.mask_dir, inputs.names, inputs.pixels.shape[1:3]) if config.mask_dir else {}
     run_dir = runs.start_run(config, "evaluate_predictions")
     key = jax.random.key(config.seed)
     x = inputs.pixels
@@ -228,9 +228,8 @@ def run(config: Any) -> dict[str, Any]:
         masks: dict[str, np.ndarray] = {}
         if net.name.startswith("mnist"):
             masks["ink"] = np.asarray(explain.ink_mask(x[i], bounds))
-        path = pathlib.Path(config.mask_dir) / f"{name}.png"
-        if config.mask_dir and path.is_file():
-            masks["human"] = explain.load_mask(path, x.shape[1:3])
+        if name in human:
+            masks["human"] = human[name]
         for kind, mask in masks.items():
             item[f"vs_{kind}_mask"] = _against_mask({"occlusion": occ[i], "gradcam": cam[i]}, mask, config)
         panels = [

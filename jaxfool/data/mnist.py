@@ -152,10 +152,11 @@ def _to_float(images: np.ndarray) -> np.ndarray:
 
 
 def stratified_head(labels: np.ndarray, n: int) -> np.ndarray:
-    """Sorted indices of the first ``n // 10`` examples of each class (all indices when ``n`` is 0)."""
+    """Sorted indices of at most ``n`` examples, the first ``n // 10`` of each class and one more of each of the
+    first ``n % 10`` classes (all indices when ``n`` is 0)."""
     if n <= 0 or n >= len(labels):
         return np.arange(len(labels))
-    keep = np.concatenate([np.flatnonzero(labels == c)[: max(1, n // 10)] for c in range(10)])
+    keep = np.concatenate([np.flatnonzero(labels == c)[: n // 10 + (c < n % 10)] for c in range(10)])
     return np.sort(keep)
 
 
