@@ -358,7 +358,7 @@ def main(run: Callable[[Any], Any], argv: Sequence[str] | None = None) -> None:
         with runs.tracked(created):
             run(config)
     except KeyboardInterrupt as e:
-        print(f"interrupted ({e or 'Ctrl-C'}){_marked(created)}", file=sys.stderr)
+        print(f"interrupted ({str(e) or 'Ctrl-C'}){_marked(created)}", file=sys.stderr)
         sys.exit(130)
     except (ValueError, OSError) as e:
         # Bad inputs (a missing weights file, an unreadable folder, an unknown layer...) are the user's to fix.

@@ -84,7 +84,7 @@ def tracked(created: list[pathlib.Path] | None = None) -> Iterator[list[pathlib.
     try:
         yield created
     except BaseException as e:
-        reason = f"interrupted ({e or 'Ctrl-C'})" if isinstance(e, KeyboardInterrupt) else f"failed: {_one_line(e)}"
+        reason = f"interrupted ({str(e) or 'Ctrl-C'})" if isinstance(e, KeyboardInterrupt) else f"failed: {_one_line(e)}"
         for path in created:
             _mark_failed(path, reason)
         raise
