@@ -58,7 +58,7 @@ def check_images(
         raise ValueError(f"{what} contains {int((~np.isfinite(arr)).sum())} NaN or infinite values; clean it first")
     if bounds is not None:
         lo, hi = bounds
-        amin, amax = float(arr.min(initial=lo)), float(arr.max(initial=hi))
+        amin, amax = (float(arr.min()), float(arr.max())) if arr.size else (lo, hi)
         if amin < lo or amax > hi:
             raise ValueError(
                 f"{what} has pixels in [{amin:g}, {amax:g}], outside the model's bounds [{lo:g}, {hi:g}]; "
