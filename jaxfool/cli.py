@@ -205,15 +205,11 @@ def parse(argv: Sequence[str]) -> Any:
     if path is None:
         raise ConfigError("missing --config; e.g. --config configs/backwork_mnist.py (add --help for its fields)")
     config = load_config_file(path)
-    seen: set[str] = set()
-    for i, arg in enumerate(args):
+    for i, arg in enumerate(args):  # a field given twice takes its last value, as absl flags do
         if arg.startswith("--config."):
             if "=" not in arg:
                 raise ConfigError(f"{arg} has no value; write it as {arg}=VALUE")
             field, text = arg[len("--config.") :].split("=", 1)
-            if field in seen:
-                raise ConfigError(f"--config.{field} is given twice; keep one")
-            seen.add(field)
             set_field(config, field, text)
         elif not (arg == "--config" or arg.startswith("--config=") or (i and args[i - 1] == "--config")):
             raise ConfigError(f"unexpected argument {arg!r}; use --config FILE, --config.FIELD=VALUE and --help")
@@ -331,8 +327,8 @@ def main(run: Callable[[Any], Any], argv: Sequence[str] | None = None) -> None:
 
     Errors in the command line or config (missing or broken file, unknown field, wrong type, value out of range)
     end the program with one line on stderr and exit status 2, before anything is written. Errors of the run
-    that are the user's to fix (``ValueError``, ``OSError``) are one line and exit status 1; Ctrl-C is one line
-    and exit status 130. A run folder whose run fails or is interrupted keeps an ``INCOMPLETE`` file saying why
+    that are the user's to fix (``ValueError``, ``OSError``) are one line and exit status 1 (2 for a
+    :class:`ConfigError` the experiment raises); Ctrl-C or SIGTERM is one line and exit status 130. A run folder whose run fails or is interrupted keeps an ``INCOMPLETE`` file saying why
     (or is removed if it holds nothing but its config). ``JAXFOOL_TRACEBACK=1`` shows tracebacks.
     """
     argv = list(sys.argv if argv is None else argv)
@@ -357,6 +353,11 @@ def main(run: Callable[[Any], Any], argv: Sequence[str] | None = None) -> None:
     try:
         with runs.tracked(created):
             run(config)
+    except ConfigError as e:  # found by the experiment itself (a layer name, a model name...)
+        if os.environ.get("JAXFOOL_TRACEBACK"):
+            raise
+        print(f"error: {e}{_marked(created)}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt as e:
         print(f"interrupted ({str(e) or 'Ctrl-C'}){_marked(created)}", file=sys.stderr)
         sys.exit(130)

@@ -124,6 +124,11 @@ def test_tuple_values(arg, value):
     assert getattr(getattr(config, field[0]), field[1]) == value
 
 
+def test_a_repeated_field_takes_its_last_value():
+    config = cli.parse(["prog", "--config", CONFIG, "--config.train.epochs=1", "--config.train.epochs=2"])
+    assert config.train.epochs == 2
+
+
 def test_tuples_of_words():
     config = cli.parse(["prog", "--config", "configs/transfer_table.py", "--config.transfer.models=mnist_cnn,mnist_mlp"])
     assert config.transfer.models == ("mnist_cnn", "mnist_mlp")
@@ -144,7 +149,6 @@ def test_tuples_of_words():
         (["--config.train.seed=-1"], r"train.seed=-1 must be >= 0 and < 4294967296"),
         (["--config", CONFIG], r"--config is given 2 times"),
         (["--config.backwork=3"], r"--config.backwork is a group of fields"),
-        (["--config.train.epochs=1", "--config.train.epochs=2"], r"given twice"),
     ],
 )
 def test_values_out_of_range_are_one_line_errors(args, message):
