@@ -17,12 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-from tqdm.auto import tqdm
 
 from jaxfool import attacks, checkpoints, cli, defences, plots, runs, zoo
 from jaxfool.data import Mnist, load_mnist, stratified_indices
 from jaxfool.models import Network, mnist_cnn
 from jaxfool.models.network import Params
+from jaxfool.progress import bar as progress_bar
 from jaxfool.train import TrainConfig, accuracy, one_hot, train
 
 log = logging.getLogger("attack_sweep")
@@ -55,7 +55,7 @@ def train_models(config: Any, data: Mnist) -> tuple[Network, dict[str, Params], 
     """The plain CNN and each enabled defence, trained or restored; returns ``(net, {name: params}, info)``."""
     cache = pathlib.Path(config.workdir) / "models"
     net = mnist_cnn()
-    plain, info = zoo.load_or_train(net, data, config.train, cache_dir=cache)
+    plain, info = zoo.load_or_train(net, data, config.train, cache_dir=cache, progress=True)
     models, details = {"plain": plain}, {"plain": {"checkpoint": info["checkpoint"]}}
     d = config.defences
     like = jax.eval_shape(lambda: net.init(key=jax.random.key(0)))
@@ -73,7 +73,7 @@ def train_models(config: Any, data: Mnist) -> tuple[Network, dict[str, Params], 
                 batch_fn = defences.adversarial_batch_fn(net, attack, attack.params(eps), fraction=fraction)
                 phase = dataclasses.replace(config, epochs=epochs, seed=config.seed + i)
                 params = train(net, data.train_images, onehot, phase, params=params, batch_fn=batch_fn,
-                               desc=f"{name} training at eps {eps:.3g}")[0]
+                               desc=f"{name} training at eps {eps:.3g}", progress=True)[0]
             return params
 
         meta = {"defence": name, "phases": phases, "train": runs.to_jsonable(config)}
@@ -110,7 +110,7 @@ def run(config: Any) -> dict[str, Any]:
         model = attacks.network_model(net, params)
         results[name] = {**details[name], "robust_accuracy": {},
                          "test_accuracy": accuracy(net, params, data.test_images, data.test_labels)}
-        for attack in tqdm(specs, desc=f"attacks on {name}", leave=False):
+        for attack in progress_bar(specs, progress=True, desc=f"attacks on {name}"):
             accs = attacks.robust_accuracy(attack, model, x, y, s.epsilons, key=key, bounds=net.bounds,
                                            batch_size=s.batch_size)
             results[name]["robust_accuracy"][attack.name] = accs

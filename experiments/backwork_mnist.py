@@ -39,10 +39,11 @@ def run(config: Any) -> dict[str, Any]:
 
     data = load_mnist(config.data)
     net = mnist_cnn()
-    params, model_info = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models")
+    params, model_info = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models",
+                                           progress=True)
     root = jax.random.key(config.seed)
     result = backwork.run_backwork(net, params, data.train_images, data.train_labels, config.backwork, config.sweep,
-                                   key=root)
+                                   key=root, progress=True)
 
     metrics: dict[str, Any] = {
         "data_source": data.source,
@@ -103,7 +104,7 @@ def retrain(net, params, data, result, config, run_dir: pathlib.Path, accuracy_b
     generated = [result.images[0]]
     for r in range(1, config.retrain.rounds):  # round r's key folds r in; the fresh search below folds in 0
         extra = backwork.run_backwork(net, params, data.train_images, data.train_labels, bw,
-                                      key=jax.random.fold_in(key, r), desc=f"backwork round {r + 1}")
+                                      key=jax.random.fold_in(key, r), desc=f"backwork round {r + 1}", progress=True)
         generated.append(extra.images[0])
     gen = np.concatenate([g.reshape(-1, *g.shape[2:]) for g in generated])
     gen = np.repeat(gen, config.retrain.repeat, axis=0)
@@ -115,7 +116,7 @@ def retrain(net, params, data, result, config, run_dir: pathlib.Path, accuracy_b
         gen_targets = one_hot(np.full(len(gen), 10), 11)
     images = np.concatenate([data.train_images, gen])
     targets = np.concatenate([one_hot(data.train_labels, new_net.num_classes), gen_targets])
-    new_params, _ = train(new_net, images, targets, config.train, desc=f"retrain ({mode})")
+    new_params, _ = train(new_net, images, targets, config.train, desc=f"retrain ({mode})", progress=True)
     checkpoints.save(run_dir / "retrained_checkpoint", new_params, {"mode": mode, "added_images": len(gen)})
     acc_after = accuracy(new_net, new_params, data.test_images, data.test_labels)
 
@@ -124,7 +125,7 @@ def retrain(net, params, data, result, config, run_dir: pathlib.Path, accuracy_b
     old_probs = np.asarray(predict_proba(new_net, new_params, jnp.asarray(old)))
     old_labels = np.repeat(result.labels, result.images.shape[2])
     fresh = backwork.run_backwork(new_net, new_params, data.train_images, data.train_labels, bw,
-                                  key=jax.random.fold_in(key, 0), desc="backwork on retrained")
+                                  key=jax.random.fold_in(key, 0), desc="backwork on retrained", progress=True)
     save_grid(fresh, 0, run_dir / "grid_retrained.png", title=f"fresh backwork after retraining ({mode})")
     return {
         "mode": mode,

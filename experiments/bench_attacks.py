@@ -33,7 +33,8 @@ def run(config: Any) -> dict[str, Any]:
     run_dir = runs.start_run(config, "bench_attacks")
     data = load_mnist(config.data)
     net = mnist_cnn()
-    params, _ = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models")
+    params, _ = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models",
+                                  progress=True)
     pick = np.linspace(0, len(data.test_images) - 1, b.n_images).astype(int)
     x, y = jnp.asarray(data.test_images[pick]), jnp.asarray(data.test_labels[pick])
     eps = tuple(float(e) for e in b.epsilons)

@@ -22,13 +22,13 @@ from typing import Any
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaxfool import attacks, cli, explain, images, runs, zoo
 from jaxfool.data import load_mnist, stratified_indices
 from jaxfool.explain import render, study
 from jaxfool.explain.subject import Subject, subject
 from jaxfool.models import mnist_cnn
+from jaxfool.progress import bar as progress_bar
 from jaxfool.models.mnist_zoo import mnist_resnet
 from jaxfool.weights import load_vgg16
 
@@ -50,15 +50,15 @@ def load_models(config: Any) -> tuple[Subject, Subject | None, np.ndarray, list[
         if info["meaningless_predictions"]:
             log.warning("weights=random: every prediction below is MEANINGLESS; the pipeline is real")
         x = np.asarray(photos.pixels[:n], np.float32)
-        return (subject(net, params, config.layer), None, x, [p.stem for p in photos.paths[:n]],
+        return (subject(net, params, config.layer), None, x, list(images.unique_names(photos.paths[:n])),
                 np.full(len(x), -1), info, np.asarray(photos.pixels[: config.noise.universal_images], np.float32))
     data, cache = load_mnist(config.data), pathlib.Path(config.workdir) / "models"
-    params, meta = zoo.load_or_train(mnist_cnn(), data, config.train, cache_dir=cache)
+    params, meta = zoo.load_or_train(mnist_cnn(), data, config.train, cache_dir=cache, progress=True)
     info = {"data_source": data.source, "test_accuracy": meta["test_accuracy"], "checkpoint": meta["checkpoint"]}
     idx, second = stratified_indices(data.test_labels, n, interleave=True), None
     if config.second_model:
         net2 = MNIST_MODELS[config.second_model]()
-        params2, meta2 = zoo.load_or_train(net2, data, config.second_train, cache_dir=cache)
+        params2, meta2 = zoo.load_or_train(net2, data, config.second_train, cache_dir=cache, progress=True)
         info["second_model"] = {"name": net2.name, **{k: meta2[k] for k in ("test_accuracy", "checkpoint")}}
         second = subject(net2, params2, config.layer if config.layer in net2.layer_names else "")
     return (subject(mnist_cnn(), params, config.layer), second, data.test_images[idx], [f"test{i}" for i in idx],
@@ -77,9 +77,9 @@ def run(config: Any) -> dict[str, Any]:
     key = jax.random.key(config.seed)
     warning = " (random weights: MEANINGLESS predictions)" if info.get("meaningless_predictions") else ""
     r = study.regular_and_fgsm(first, second, x, labels, occlusion=config.occlusion, fgsm_eps=config.fgsm_eps,
-                               fraction=frac, key=key)
+                               fraction=frac, key=key, progress=True)
     per_image = [image_report(i, name, config, first, second, x, labels, r, run_dir, warning)
-                 for i, name in enumerate(tqdm(names, desc="panels", leave=False))]
+                 for i, name in enumerate(progress_bar(names, progress=True, desc="panels"))]
     n = config.noise
     noise_names, noise, noise_info = attacks.noise_images(
         attacks.network_model(net, first.params), fit, shape=net.input_shape, bounds=bounds,

@@ -31,7 +31,7 @@ def run(config: Any) -> dict[str, Any]:
     run_dir = runs.start_run(config, "explanation_quality")
     data = load_mnist(config.data)
     net, cache = mnist_cnn(), pathlib.Path(config.workdir) / "models"
-    params, info = zoo.load_or_train(net, data, config.train, cache_dir=cache)
+    params, info = zoo.load_or_train(net, data, config.train, cache_dir=cache, progress=True)
     x = jnp.asarray(data.test_images[stratified_indices(data.test_labels, config.num_images, interleave=True)])
     labels = jnp.asarray(predict_proba(net, params, x).argmax(-1))
     root = jax.random.key(config.seed)
@@ -69,7 +69,7 @@ def _data_randomization(net, params, data, config, cache, batched, x, labels) ->
     """Adebayo's data test: the same CNN trained on permuted labels, its maps against the real model's."""
     perm = np.random.default_rng(config.seed).permutation(len(data.train_labels))
     shuffled, _ = zoo.load_or_train(net, data._replace(train_labels=data.train_labels[perm]), config.train,
-                                    cache_dir=cache, tag="shuffled_labels")
+                                    cache_dir=cache, tag="shuffled_labels", progress=True)
     out = {}
     for name in config.sanity_methods:
         ours, theirs = np.asarray(batched[name](params, x, labels)), np.asarray(batched[name](shuffled, x, labels))

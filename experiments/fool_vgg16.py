@@ -23,7 +23,7 @@ from jaxfool import cli, runs
 from jaxfool.explain import cams
 from jaxfool.explain.render import overlay, save_layers_gif
 from jaxfool.imagenet import decode_predictions
-from jaxfool.images import load_image_folder, sample_photos
+from jaxfool.images import load_image_folder, sample_photos, unique_names
 from jaxfool.models import predict_proba
 from jaxfool.weights import load_vgg16
 
@@ -45,12 +45,13 @@ def run(config: Any) -> dict[str, Any]:
     probs = np.asarray(predict_proba(net, params, images.pixels, batch_size=4))
     top = decode_predictions(probs, top=config.top)
     per_image = []
+    names = unique_names(images.paths)  # cat.png and cat.jpg get outputs of their own
     for i, path in enumerate(images.paths):
         x = images.pixels[i]
         label = int(probs[i].argmax())
         maps = cams(net, params, x, label, layers=[n for n in net.layer_names if "conv" in n])
         maps = {name: np.asarray(m) for name, m in maps.items()}
-        stem = path.stem
+        stem = names[i]
         Image.fromarray(overlay(x, maps[config.layer], bounds=net.bounds)).save(run_dir / f"gradcam_{stem}.png")
         save_layers_gif(x, maps, run_dir / f"gradcam_layers_{stem}.gif", bounds=net.bounds, duration_ms=config.gif_ms)
         per_image.append({

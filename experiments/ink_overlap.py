@@ -35,7 +35,8 @@ def run(config: Any) -> dict[str, Any]:
     run_dir = runs.start_run(config, "ink_overlap")
     data = load_mnist(config.data)
     net = mnist_cnn()
-    params, info = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models")
+    params, info = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models",
+                                     progress=True)
     images = data.test_images[stratified_indices(data.test_labels, config.num_images, interleave=True)]
 
     metrics: dict[str, Any] = {"data_source": data.source, "test_accuracy": info["test_accuracy"],
@@ -44,7 +45,7 @@ def run(config: Any) -> dict[str, Any]:
         occ = dataclasses.replace(config.occlusion, baseline=baseline)
         key = jax.random.key(config.seed)  # the one random section: the same random maps for each baseline
         out = explain.ink_overlap(net, params, images, key=key, fraction=config.fraction,
-                                  occlusion_config=occ, threshold=config.ink_threshold)
+                                  occlusion_config=occ, threshold=config.ink_threshold, progress=True)
         metrics[f"baseline_{baseline:g}"] = {
             **out.summary(),
             **{f"{k}_std": float(getattr(out, k).std()) for k in ("occlusion", "grad_cam", "random")},

@@ -38,7 +38,8 @@ def run(config: Any) -> dict[str, Any]:
     log.info("run folder: %s", run_dir)
     data = load_mnist(config.data)
     net = mnist_cnn()
-    params, info = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models")
+    params, info = zoo.load_or_train(net, data, config.train,
+                                     cache_dir=pathlib.Path(config.workdir) / "models", progress=True)
     noise = visualize.Noise(config.noise_centre, config.noise_spread)
 
     metrics: dict[str, Any] = {"data_source": data.source, "model_checkpoint": info["checkpoint"],

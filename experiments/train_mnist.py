@@ -27,7 +27,8 @@ def run(config: Any) -> dict[str, Any]:
     run_dir = runs.start_run(config, "train_mnist")
     data = load_mnist(config.data)
     net = mnist_cnn()
-    params, info = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models")
+    params, info = zoo.load_or_train(net, data, config.train,
+                                     cache_dir=pathlib.Path(config.workdir) / "models", progress=True)
     shutil.copytree(info["checkpoint"], run_dir / "checkpoint")
     plots.curves({"train loss": info["losses"]}, run_dir / "loss.png", xlabel="epoch", ylabel="cross-entropy",
                  title=f"{net.name} on {data.source}", logy=True)

@@ -15,12 +15,12 @@ from typing import Any
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaxfool import attacks, cli, runs, zoo
 from jaxfool.data import load_mnist, stratified_indices
 from jaxfool.models import mnist_cnn
 from jaxfool.models.mnist_zoo import mnist_mlp, mnist_resnet
+from jaxfool.progress import bar as progress_bar
 
 log = logging.getLogger("transfer_table")
 ARCHITECTURES = {"mnist_cnn": mnist_cnn, "mnist_mlp": mnist_mlp, "mnist_resnet": mnist_resnet}
@@ -52,7 +52,7 @@ def run(config: Any) -> dict[str, Any]:
     nets, models, info = {}, {}, {}
     for name in t.models:
         nets[name] = ARCHITECTURES[name]()
-        params, meta = zoo.load_or_train(nets[name], data, config.train, cache_dir=cache)
+        params, meta = zoo.load_or_train(nets[name], data, config.train, cache_dir=cache, progress=True)
         models[name] = attacks.network_model(nets[name], params)
         info[name] = {"checkpoint": meta["checkpoint"], "test_accuracy": meta["test_accuracy"]}
     keep = stratified_indices(data.test_labels, t.n_test)
@@ -64,7 +64,7 @@ def run(config: Any) -> dict[str, Any]:
     for source in t.models:
         success[source] = {}
         bounds = nets[source].bounds
-        for name in tqdm(t.attacks, desc=f"craft on {source}", leave=False):
+        for name in progress_bar(t.attacks, progress=True, desc=f"craft on {source}"):
             base = attacks.get_attack(name)
             attack = attacks.get_attack(name, steps=t.steps) if base.steps > 1 else base
             params = attack.params(t.eps, decay=t.decay, diversity_prob=t.diversity_prob)

@@ -34,11 +34,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from jaxfool import xla
 from jaxfool.data.subsets import stratified_indices
 from jaxfool.models.network import Network, Params, forward
+from jaxfool.progress import bar as progress_bar
 
 Array = jax.Array
 
@@ -485,6 +485,7 @@ def run_backwork(
     *,
     key: Array,
     desc: str = "backwork",
+    progress: bool = False,
 ) -> BackworkResult:
     """Runs the backwork search for every label (and sweep setting) at once.
 
@@ -497,6 +498,7 @@ def run_backwork(
         sweep: optional grid of hyperparameters, run as one vmapped program.
         key: PRNG key of the initial inputs and of every re-initialisation.
         desc: progress-bar label.
+        progress: show a progress bar (see :mod:`jaxfool.progress`).
     """
     spec, hypers = config.build(sweep)
     if len(config.layer_factors) != len(net.layer_names):
@@ -514,7 +516,7 @@ def run_backwork(
     state = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_set, *a.shape)).copy(), one_setting)
     steps = make_steps(net, spec)
     labels = jnp.asarray(targets, jnp.int32)
-    with tqdm(range(config.max_steps), desc=desc, leave=False) as bar:
+    with progress_bar(range(config.max_steps), progress=progress, desc=desc) as bar:
         for _ in bar:
             for _ in range(config.updates_per_check):
                 state = steps.update(params, refs, labels, hypers, state)

@@ -19,6 +19,8 @@ def check_images(
     *,
     batched: bool = True,
     what: str = "input",
+    floating: bool = False,
+    nonempty: bool = False,
 ) -> None:
     """Raises ``ValueError`` if ``x`` is not a valid image (batch).
 
@@ -28,6 +30,8 @@ def check_images(
         bounds: ``(low, high)`` pixel range, or ``None`` to skip the range check.
         batched: whether ``x`` has a leading batch axis.
         what: how to call ``x`` in the message.
+        floating: require a floating dtype (attacks move pixels by fractions: int pixels cannot carry them).
+        nonempty: require at least one example in the batch.
     """
     if isinstance(x, (list, tuple)):
         raise ValueError(f"{what} must be an array, got {type(x).__name__}; stack it with np.stack first")
@@ -37,17 +41,24 @@ def check_images(
     sizes_ok = rank_ok and all(
         w in ("batch", "any") or s == w for s, w in zip(shape, want, strict=True)
     )
+    want_s = ", ".join(map(str, want))
     if not sizes_ok:
-        fix = "add a batch axis with x[None]" if batched and len(shape) == len(want) - 1 else "reshape it"
-        raise ValueError(f"{what} has shape {shape}, expected [{', '.join(map(str, want))}]; {fix}")
+        fix = "add a batch axis with x[None]" if batched and len(shape) == len(want) - 1 else "resize or reshape it"
+        raise ValueError(f"{what} has shape {shape}, expected [{want_s}]; {fix}")
+    if nonempty and batched and shape[0] == 0:
+        raise ValueError(f"{what} is an empty batch of shape {shape}; pass at least one example, "
+                         f"[batch >= 1, {', '.join(map(str, want[1:]))}]")
     arr = np.asarray(x)
     if not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"{what} has dtype {arr.dtype}, expected a numeric array")
+    if floating and not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{what} has dtype {arr.dtype}, expected float pixels [{want_s}]; convert with "
+                         "x.astype(np.float32) (and scale to the model's bounds)")
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         raise ValueError(f"{what} contains {int((~np.isfinite(arr)).sum())} NaN or infinite values; clean it first")
     if bounds is not None:
         lo, hi = bounds
-        amin, amax = float(arr.min(initial=lo)), float(arr.max(initial=hi))
+        amin, amax = (float(arr.min()), float(arr.max())) if arr.size else (lo, hi)
         if amin < lo or amax > hi:
             raise ValueError(
                 f"{what} has pixels in [{amin:g}, {amax:g}], outside the model's bounds [{lo:g}, {hi:g}]; "

@@ -16,6 +16,8 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from jaxfool.explain.agreement import load_mask
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -39,6 +41,55 @@ class Images(NamedTuple):
     pixels: np.ndarray
     paths: tuple[Path, ...]
     skipped: tuple[Path, ...]
+
+
+def unique_names(paths: tuple[Path, ...] | list[Path]) -> tuple[str, ...]:
+    """Output names for ``paths``, one per path and all different: the stem (``cat``) where no other path has
+    it, else the file name with its dot replaced (``cat_png``, ``cat_jpg``), numbered if that still clashes.
+
+    Outputs named after their input file never overwrite each other when a folder holds ``cat.png`` and
+    ``cat.jpg`` (or two folders' ``cat.png``).
+    """
+    stems = [Path(p).stem for p in paths]
+    names: list[str] = []
+    for p, stem in zip(paths, stems, strict=True):
+        name = stem if stems.count(stem) == 1 else Path(p).name.replace(".", "_")
+        base, i = name, 1
+        while name in names:
+            name, i = f"{base}-{i}", i + 1
+        names.append(name)
+    return tuple(names)
+
+
+def load_masks(
+    folder: str | os.PathLike, names: tuple[str, ...] | list[str], shape: tuple[int, int]
+) -> dict[str, np.ndarray]:
+    """The human masks ``folder/<name>.png`` that exist for ``names``, as boolean ``[H, W]`` arrays of ``shape``.
+
+    Call it before writing anything: a mask that cannot be read is an error. A mask whose size differs from
+    ``shape`` is resized (nearest neighbour), as its image was, and the resize is logged as a warning.
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder.
+        ValueError: a mask file cannot be read as an image.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"mask folder {folder} is not a folder; pass a folder of <image name>.png masks")
+    masks = {}
+    for name in names:
+        path = folder / f"{name}.png"
+        if not path.is_file():
+            continue
+        try:
+            mask = load_mask(path)
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+            raise ValueError(f"mask {path} cannot be read ({type(e).__name__}); replace it with a PNG") from None
+        if mask.shape != tuple(shape):
+            log.warning("mask %s is %dx%d (height x width), resized to %dx%d like its image", path, *mask.shape, *shape)
+            mask = load_mask(path, tuple(shape))
+        masks[name] = mask
+    return masks
 
 
 def load_image(

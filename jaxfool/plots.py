@@ -1,4 +1,8 @@
-"""Pictures of results: captioned image grids and curves, saved as PNG."""
+"""Pictures of results: captioned image grids and curves, saved as PNG.
+
+Figures are bare ``matplotlib.figure.Figure`` objects drawn by the Agg canvas, not pyplot figures: no display is
+needed, and neither importing this module nor drawing changes the program's matplotlib backend or pyplot state.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,9 @@ import os
 import textwrap
 from collections.abc import Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display is needed or assumed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 
 def image_grid(
@@ -35,7 +37,8 @@ def image_grid(
         cell_inches: size of one cell.
     """
     rows, cols = images.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * cell_inches, rows * (cell_inches + 0.25)), squeeze=False)
+    fig = _figure((cols * cell_inches, rows * (cell_inches + 0.25)))
+    axes = fig.subplots(rows, cols, squeeze=False)
     lo, hi = bounds
     for r in range(rows):
         for c in range(cols):
@@ -53,7 +56,6 @@ def image_grid(
         fig.suptitle(_wrap(title, cols * cell_inches), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def curves(
@@ -67,7 +69,8 @@ def curves(
     logy: bool = False,
 ) -> None:
     """Saves one line per entry of ``series`` (all of equal length, or each against its own index)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig = _figure((5.5, 3.6))
+    ax = fig.subplots()
     for name, ys in series.items():
         xs = x if x is not None and len(x) == len(ys) else np.arange(1, len(ys) + 1)
         ax.plot(xs, ys, marker="o", markersize=3, label=name)
@@ -82,7 +85,12 @@ def curves(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+
+def _figure(size: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)  # attaches itself to fig: savefig draws with Agg whatever pyplot's backend is
+    return fig
 
 
 def curve_panels(
@@ -95,7 +103,8 @@ def curve_panels(
 ) -> None:
     """Saves one panel per entry of ``panels`` side by side, sharing the y axis: in each, one line per series
     ``{name: [len(x)] values}`` against ``x``."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), sharey=True, squeeze=False)
+    fig = _figure((3.4 * len(panels), 3.2))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)
     for ax, (title, series) in zip(axes[0], panels.items(), strict=True):
         for name, ys in series.items():
             ax.plot(x, ys, marker="o", markersize=3, label=name)
@@ -106,7 +115,6 @@ def curve_panels(
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _wrap(title: str, inches: float) -> str:

@@ -15,10 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from jaxfool import xla
 from jaxfool.models.network import Network, Params, forward, predict_proba
+from jaxfool.progress import bar as progress_bar
 
 log = logging.getLogger(__name__)
 Array = jax.Array
@@ -75,6 +75,7 @@ def train(
     params: Params | None = None,
     batch_fn: BatchFn | None = None,
     desc: str = "train",
+    progress: bool = False,
 ) -> tuple[Params, list[float]]:
     """Trains ``net`` on ``images`` with cross-entropy against ``targets``.
 
@@ -86,6 +87,7 @@ def train(
         params: parameters to start from; random (``config.seed``) if ``None``.
         batch_fn: optional transformation of each minibatch before the step (adversarial training).
         desc: progress-bar label.
+        progress: show a progress bar (see :mod:`jaxfool.progress`).
 
     Returns:
         ``(params, mean training loss per epoch)``.
@@ -108,7 +110,7 @@ def train(
     step = _make_step(net, tx, batch_fn, config.max_shift)
     images_d, targets_d = jnp.asarray(images), jnp.asarray(targets)
     losses = []
-    for _ in (bar := tqdm(range(config.epochs), desc=desc, leave=False)):
+    for _ in (bar := progress_bar(range(config.epochs), progress=progress, desc=desc)):
         key, perm_key = jax.random.split(key)
         perm = np.asarray(jax.random.permutation(perm_key, len(images)))
         epoch_loss = 0.0

@@ -39,6 +39,7 @@ def load_or_train(
     cache_dir: str | pathlib.Path,
     batch_fn: BatchFn | None = None,
     tag: str = "",
+    progress: bool = False,
 ) -> tuple[Params, dict[str, Any]]:
     """Restores the checkpoint for ``(net, data, config, tag)`` from ``cache_dir``, or trains and saves it.
 
@@ -49,6 +50,7 @@ def load_or_train(
         cache_dir: where checkpoints live, one folder per key.
         batch_fn: optional minibatch transformation (adversarial training); name it in ``tag``.
         tag: distinguishes trainings the config does not describe (e.g. ``"pgd"``).
+        progress: show a training progress bar.
 
     Returns:
         ``(params, info)`` where info holds ``checkpoint``, ``trained_now``, ``test_accuracy`` and ``losses``.
@@ -60,7 +62,7 @@ def load_or_train(
         log.info("restored %s (test accuracy %.4f)", path, meta["test_accuracy"])
         return params, {**meta, "checkpoint": str(path), "trained_now": False}
     params, losses = train(net, data.train_images, one_hot(data.train_labels, net.num_classes), config,
-                           batch_fn=batch_fn, desc=f"train {net.name}")
+                           batch_fn=batch_fn, desc=f"train {net.name}", progress=progress)
     acc = accuracy(net, params, data.test_images, data.test_labels)
     meta = {"net": net.name, "data": data.source, "test_accuracy": acc, "losses": losses, "train": to_jsonable(config)}
     checkpoints.save(path, params, meta)

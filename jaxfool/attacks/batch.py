@@ -193,7 +193,8 @@ def _validate(attack, model, x, labels, params, bounds, *, sweep: bool) -> tuple
         raise ValueError(f"perturb params must be scalars, got {_shapes(params)}; use sweep for [K] settings")
     if not _is_concrete(x, labels, params):
         return bounds, params  # called under the caller's own transformation: nothing concrete to check
-    checks.check_images(x, (None, None, None), bounds, batched=True, what="attack input")
+    checks.check_images(x, _example_shape(model), bounds, batched=True, what="attack input", floating=True,
+                        nonempty=True)
     labels = np.asarray(labels)
     if labels.shape != (len(x),) or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integers of shape ({len(x)},), got {labels.dtype} {labels.shape}")
@@ -212,6 +213,12 @@ def _validate(attack, model, x, labels, params, bounds, *, sweep: bool) -> tuple
     if (eps < 0).any() or (rel_step < 0).any() or (decay < 0).any() or ((prob < 0) | (prob > 1)).any():
         raise ValueError("attack params need eps >= 0, rel_step >= 0, decay >= 0 and 0 <= diversity_prob <= 1")
     return bounds, params
+
+
+def _example_shape(model: Model) -> tuple[int | None, ...]:
+    """The input shape of one example: the network's for :func:`network_model`, else any ``[H, W, C]``."""
+    net = getattr(getattr(model, "func", None), "net", None)
+    return tuple(net.input_shape) if isinstance(net, Network) else (None, None, None)
 
 
 def _shapes(params: AttackParams) -> str:

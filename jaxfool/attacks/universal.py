@@ -69,7 +69,8 @@ def universal_perturbation(
         ``delta: [H, W, C]`` with ``||delta|| <= eps``.
     """
     get_norm(norm)
-    checks.check_images(images, (None, None, None), bounds, batched=True, what="universal perturbation images")
+    checks.check_images(images, (None, None, None), bounds, batched=True, what="universal perturbation images",
+                        floating=True, nonempty=True)
     if epochs < 1 or not 1 <= batch_size:
         raise ValueError(f"epochs={epochs} and batch_size={batch_size} must be >= 1")
     batch_size = min(batch_size, len(images))

@@ -11,7 +11,8 @@ def stratified_indices(labels: np.ndarray, n: int, *, interleave: bool = False) 
     Args:
         labels: ``[N]`` integer class labels.
         n: how many examples to keep; ``0`` (or ``n >= N``) keeps all.
-        interleave: ``False``: the first ``max(1, n // classes)`` examples of each class, as sorted indices
+        interleave: ``False``: the first ``n // k`` examples of each of the ``k`` classes and one more of each of the
+            first ``n % k`` classes (at most ``n`` in all), as sorted indices
             (``N`` order is kept, so a sorted dataset stays sorted). ``True``: the classes taken in turn (each
             class's first example, then each class's second, ...), exactly ``min(n, N)`` indices in that order,
             so any prefix is as balanced as it can be.
@@ -26,6 +27,7 @@ def stratified_indices(labels: np.ndarray, n: int, *, interleave: bool = False) 
         return np.arange(len(labels))
     per_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
     if not interleave:
-        return np.sort(np.concatenate([idx[: max(1, n // len(per_class))] for idx in per_class]))
+        k = len(per_class)
+        return np.sort(np.concatenate([idx[: n // k + (c < n % k)] for c, idx in enumerate(per_class)]))
     order = [idx[i] for i in range(max(map(len, per_class))) for idx in per_class if i < len(idx)]
     return np.asarray(order[:n], np.int64)

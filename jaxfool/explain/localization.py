@@ -11,12 +11,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaxfool.explain.agreement import mask_iou
 from jaxfool.explain.gradcam import grad_cam, spatial_layers
 from jaxfool.explain.occlusion import OcclusionConfig
 from jaxfool.models.network import Network, Params, predict_proba
+from jaxfool.progress import bar as progress_bar
 
 Array = jax.Array
 
@@ -55,6 +55,7 @@ def ink_overlap(
     occlusion_config: OcclusionConfig | None = None,
     grad_cam_layer: str | None = None,
     threshold: float = 0.5,
+    progress: bool = False,
 ) -> InkOverlap:
     """IoU of the top-``fraction`` occlusion / Grad-CAM / random region with the ink, per image.
 
@@ -68,6 +69,7 @@ def ink_overlap(
         occlusion_config: occlusion settings; default a 4x4 black window with stride 1.
         grad_cam_layer: layer for Grad-CAM; default the last spatial layer.
         threshold: ink is brighter than this fraction of the pixel range.
+        progress: show a progress bar over the images.
 
     Returns:
         :class:`InkOverlap` with one IoU per image for each map.
@@ -82,7 +84,8 @@ def ink_overlap(
 
     occ = np.array([
         float(mask_iou(spec(net, params, x, int(y), hyper), m, fraction=fraction))
-        for x, y, m in tqdm(zip(images, labels, masks, strict=True), total=len(images), desc="occlusion", leave=False)
+        for x, y, m in progress_bar(zip(images, labels, masks, strict=True), progress=progress, total=len(images),
+                                    desc="occlusion")
     ])
     if grad_cam_layer is None:
         grad_cam_layer = spatial_layers(net, params, images[0])[-1]

@@ -8,12 +8,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaxfool import attacks
 from jaxfool.explain.agreement import compare_stacks, finite_mean, mean_agreement
 from jaxfool.explain.occlusion import OcclusionConfig
 from jaxfool.explain.subject import Subject
+from jaxfool.progress import bar as progress_bar
 
 Array = jax.Array
 #: The second model's agreement numbers: key in :func:`regular_and_fgsm`'s ``cross`` -> name in reports.
@@ -23,7 +23,7 @@ CROSS_NUMBERS = {"models_clean": "gradcam_vs_first_model_clean", "models_adv": "
 
 def regular_and_fgsm(
     first: Subject, second: Subject | None, x: np.ndarray, labels: np.ndarray, *, occlusion: OcclusionConfig,
-    fgsm_eps: float, fraction: float, key: Array,
+    fgsm_eps: float, fraction: float, key: Array, progress: bool = False,
 ) -> dict[str, Any]:
     """Occlusion and Grad-CAM of each image's top-1 class and their agreement, the same numbers against random
     maps (chance), FGSM images (away from ``labels``, or from the top-1 where a label is ``-1``) with the Grad-CAM
@@ -34,6 +34,7 @@ def regular_and_fgsm(
         x: ``[N, H, W, C]`` images; ``labels``: ``[N]`` true classes, ``-1`` where unknown.
         occlusion: the occlusion settings.
         fgsm_eps: FGSM's L-inf radius in the model's pixel units.
+        progress: show a progress bar over the occlusion maps.
         fraction: share of pixels in the top-k regions of the agreement numbers.
         key: PRNG key; the random maps fold in 3, FGSM 1.
 
@@ -46,7 +47,7 @@ def regular_and_fgsm(
     pred, prob, cam = first.look(x)
     spec, hyper = occlusion.build()
     occ = np.stack([np.asarray(spec(net, first.params, xi, int(yi), hyper))
-                    for xi, yi in zip(tqdm(x, desc="occlusion", leave=False), pred, strict=True)])
+                    for xi, yi in zip(progress_bar(x, progress=progress, desc="occlusion"), pred, strict=True)])
     random_maps = jax.random.uniform(jax.random.fold_in(key, 3), occ.shape)
     fgsm = attacks.get_attack("fgsm")
     x_adv = np.asarray(attacks.perturb(fgsm, attacks.network_model(net, first.params), jnp.asarray(x),
