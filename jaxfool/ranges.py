@@ -40,7 +40,7 @@ RANGES: dict[str, tuple[Any, ...]] = {
     # sizes and counts
     "batch_size": COUNT, "batch_sizes": COUNT, "images_per_label": COUNT, "refs_per_label": COUNT,
     "n_images": COUNT, "n_test": COUNT, "num_images": COUNT, "universal_images": COUNT, "perlin_images": COUNT,
-    "filters_per_layer": COUNT, "speed_filters": COUNT, "top": COUNT, "repeat": COUNT, "repeats": COUNT,
+    "filters_per_layer": COUNT, "speed_filters": COUNT, "top": COUNT, "repeat": COUNT, "repeats": COUNT, "score_cam_batch": NON_NEGATIVE,
     "rounds": COUNT, "snapshots": COUNT, "panel_scale": COUNT, "gif_ms": COUNT, "matmul_size": COUNT,
     "peak_size": COUNT, "image_size": (at.Ge(32),), "size": (at.Ge(32),),  # VGG16 pools five times
     "max_train": NON_NEGATIVE, "max_test": NON_NEGATIVE, "nn_layers_max_train": NON_NEGATIVE,

@@ -16,7 +16,8 @@ def test_interleaved_takes_classes_in_turn():
 def test_sorted_takes_the_first_of_each_class():
     labels = np.array([2, 0, 1, 0, 2, 1, 0, 2, 1])  # three classes, three of each
     np.testing.assert_array_equal(stratified_indices(labels, 6), [0, 1, 2, 3, 4, 5])
-    np.testing.assert_array_equal(stratified_indices(labels, 2), [0, 1, 2])  # at least one per class
+    np.testing.assert_array_equal(stratified_indices(labels, 2), [1, 2])  # at most n: the first classes get one
+    np.testing.assert_array_equal(stratified_indices(labels, 4), [0, 1, 2, 3])  # 4 // 3 each, one more for class 0
     np.testing.assert_array_equal(stratified_indices(labels, 0), np.arange(9))
     np.testing.assert_array_equal(stratified_indices(labels, 100), np.arange(9))
     with pytest.raises(ValueError, match="must be >= 0"):

@@ -13,7 +13,7 @@ from PIL import Image
 from experiments import backwork_mnist
 from jaxfool import attacks, backwork, images
 from jaxfool.data import DataConfig, load_mnist
-from jaxfool.data.mnist import stratified_head
+from jaxfool.data import stratified_indices
 from jaxfool.models import mnist_cnn, vgg16
 
 
@@ -52,8 +52,8 @@ def test_max_train_keeps_at_most_that_many_digits():
     assert len(data.train_images) == 5 and len(data.test_images) == 13
     assert sorted(data.train_labels.tolist()) == [0, 1, 2, 3, 4]  # one each of the first five classes
     labels = np.repeat(np.arange(10), 50)
-    assert np.bincount(labels[stratified_head(labels, 25)]).tolist() == [3] * 5 + [2] * 5
-    assert len(stratified_head(labels, 100)) == 100 and len(stratified_head(labels, 0)) == 500
+    assert np.bincount(labels[stratified_indices(labels, 25)]).tolist() == [3] * 5 + [2] * 5
+    assert len(stratified_indices(labels, 100)) == 100 and len(stratified_indices(labels, 0)) == 500
 
 
 def _png(path: pathlib.Path, size: tuple[int, int], box: tuple[int, int, int, int]) -> pathlib.Path:
@@ -114,6 +114,6 @@ def test_the_summary_counts_at_the_configured_prob_cap_min():
     probs = np.array([[[0.6, 0.9995, 0.99999]]])  # [settings, labels, batch]
     result = backwork.BackworkResult(images=np.zeros((1, 1, 3, 2, 2, 1)), probs=probs, reinitialised=np.zeros((1, 1, 3)),
                                      steps=np.zeros((1, 1)), settings=({},), labels=(0,))
-    assert backwork_mnist.summarise(result, 0, cap=0.999)["n_at_least_cap"] == 2
-    assert backwork_mnist.summarise(result, 0, cap=0.5)["n_at_least_cap"] == 3
-    assert backwork_mnist.summarise(result, 0, cap=0.99999)["n_at_least_cap"] == 1
+    assert result.summary(0, 0.999)["n_at_least_cap"] == 2
+    assert result.summary(0, 0.5)["n_at_least_cap"] == 3
+    assert result.summary(0, 0.99999)["n_at_least_cap"] == 1
