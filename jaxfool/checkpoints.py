@@ -18,6 +18,7 @@ import hashlib
 import os
 import pathlib
 import shutil
+import time
 from typing import Any
 
 import jax
@@ -97,8 +98,14 @@ def save(path: str | os.PathLike, params: Any, metadata: dict[str, Any] | None =
             ckptr.save(path, args=ocp.args.Composite(params=ocp.args.StandardSave(params),
                                                      meta=ocp.args.JsonSave(meta)))
     except BaseException:
-        for partial in _stale_tmp_folders(path):
-            shutil.rmtree(partial, ignore_errors=True)
+        # orbax's writer threads can still create the temporary folder just after an error: sweep for a second.
+        deadline = time.monotonic() + 1.0
+        while True:
+            for partial in _stale_tmp_folders(path):
+                shutil.rmtree(partial, ignore_errors=True)
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         raise
     return path
 
