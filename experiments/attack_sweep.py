@@ -18,7 +18,7 @@ from typing import Any
 
 import jax
 
-from jaxfool import attacks, checkpoints, cli, defences, plots, runs, zoo
+from jaxfool import attacks, cli, defences, plots, runs, zoo
 from jaxfool.data import Mnist, load_mnist, stratified_indices
 from jaxfool.models import Network, mnist_cnn
 from jaxfool.models.network import Params
@@ -41,13 +41,11 @@ def parse_attack(spec: str, *, steps: int, pgd_steps: int, restarts: int) -> att
     return dataclasses.replace(attack, name=spec)
 
 
-def _cached(path: pathlib.Path, like: Params, make: Callable[[], Params], meta: dict[str, Any]) -> Params:
-    """Restores the parameters at ``path`` or makes and saves them (a checkpoint per defended model)."""
-    if checkpoints.exists(path):
+def _cached(path: pathlib.Path, like: Params, make: Callable[[Any], Params], meta: dict[str, Any]) -> Params:
+    """Restores the parameters at ``path`` or makes and saves them (``make(work folder)``; see ``zoo.cached``)."""
+    params, _, made_now = zoo.cached(path, like, lambda work: (make(work), meta))
+    if not made_now:
         log.info("restored %s", path)
-        return checkpoints.restore(path, like)[0]
-    params = make()
-    checkpoints.save(path, params, meta)
     return params
 
 
@@ -67,13 +65,14 @@ def train_models(config: Any, data: Mnist) -> tuple[Network, dict[str, Params], 
         # (radius, epochs) phases, each warm-started from the previous parameters.
         phases = [(d.eps * (i + 1) / (ramp + 1), 1) for i in range(ramp)] + [(d.eps, config.epochs - ramp)]
 
-        def make() -> Params:
+        def make(work: pathlib.Path | None) -> Params:  # each phase resumes from its own work folder
             params = plain
             for i, (eps, epochs) in enumerate(phases):
                 batch_fn = defences.adversarial_batch_fn(net, attack, attack.params(eps), fraction=fraction)
                 phase = dataclasses.replace(config, epochs=epochs, seed=config.seed + i)
                 params = train(net, data.train_images, onehot, phase, params=params, batch_fn=batch_fn,
-                               desc=f"{name} training at eps {eps:.3g}", progress=True)[0]
+                               checkpoint_dir=work and work / f"phase{i}", progress=True,
+                               desc=f"{name} training at eps {eps:.3g}")[0]
             return params
 
         meta = {"defence": name, "phases": phases, "train": runs.to_jsonable(config)}
@@ -86,7 +85,7 @@ def train_models(config: Any, data: Mnist) -> tuple[Network, dict[str, Params], 
         adversarial("pgd_trained", attacks.get_attack("pgd", steps=d.pgd_steps), 1.0, d.ramp_epochs, d.pgd_train)
     if d.distillation:
         path = cache / zoo.model_key(net, data, d.distill_train, f"distilled-T{d.temperature:g}")
-        make = lambda: defences.defensive_distillation(
+        make = lambda work: defences.defensive_distillation(
             net, data.train_images, data.train_labels, d.distill_train, temperature=d.temperature)[1]
         models["distilled"] = _cached(path, like, make, {"defence": "distillation", "temperature": d.temperature})
         details["distilled"] = {"checkpoint": str(path)}

@@ -7,7 +7,13 @@ distillation targets all go through the same step.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
+import json
 import logging
+import os
+import pathlib
+import shutil
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -15,8 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 
-from jaxfool import xla
+from jaxfool import checkpoints, xla
 from jaxfool.models.network import Network, Params, forward, predict_proba
 from jaxfool.progress import bar as progress_bar
 
@@ -74,10 +81,18 @@ def train(
     *,
     params: Params | None = None,
     batch_fn: BatchFn | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
     desc: str = "train",
     progress: bool = False,
 ) -> tuple[Params, list[float]]:
     """Trains ``net`` on ``images`` with cross-entropy against ``targets``.
+
+    With ``checkpoint_dir``, the training state is saved there after every epoch (orbax ``CheckpointManager``,
+    the last complete epoch kept) and a later call with the same folder and the same inputs resumes from it; the
+    result is bitwise the same as an uninterrupted run's, since an epoch's data order and PRNG keys depend only
+    on ``(config.seed, epoch)``. A folder written by a different training (other config, data, start parameters
+    or network) is cleared and training starts over. Saving failures (a read-only disk) are warned about once
+    and training goes on without checkpoints. The caller removes the folder once it has the result.
 
     Args:
         net: the network.
@@ -85,7 +100,9 @@ def train(
         targets: ``[n, num_classes]`` probability vectors (see :func:`one_hot`).
         config: optimisation settings.
         params: parameters to start from; random (``config.seed``) if ``None``.
-        batch_fn: optional transformation of each minibatch before the step (adversarial training).
+        batch_fn: optional transformation of each minibatch before the step (adversarial training); it is not
+            part of the resume check, so give each ``batch_fn`` its own ``checkpoint_dir``.
+        checkpoint_dir: work folder for per-epoch checkpoints; ``None`` keeps none.
         desc: progress-bar label.
         progress: show a progress bar (see :mod:`jaxfool.progress`).
 
@@ -96,33 +113,118 @@ def train(
     net.check_input(images)
     if targets.shape != (len(images), net.num_classes):
         raise ValueError(f"targets have shape {targets.shape}, expected {(len(images), net.num_classes)}")
-    key = jax.random.key(config.seed)
-    init_key, key = jax.random.split(key)
-    tx = optax.adam(config.learning_rate)
-    if params is None:
-        params = net.init(key=init_key)
-    state = TrainState(params, tx.init(params))
     n_batches = len(images) // config.batch_size
     if n_batches == 0:
         raise ValueError(f"{len(images)} training images is fewer than one batch of {config.batch_size}")
     if 2 * config.max_shift >= min(net.input_shape[:2]):
         raise ValueError(f"train.max_shift={config.max_shift} would shift {net.input_shape[:2]} images out of frame")
+    init_key, key = jax.random.split(jax.random.key(config.seed))
+    tx = optax.adam(config.learning_rate)
+    if params is None:
+        params = net.init(key=init_key)
+    state = TrainState(params, tx.init(params))
+    losses: list[float] = []
+    saver = None
+    if checkpoint_dir is not None:
+        fingerprint = _fingerprint(net, images, targets, config, params)
+        saver = _EpochCheckpoints(pathlib.Path(checkpoint_dir), fingerprint, jax.eval_shape(lambda: state))
+        state, losses = saver.resume(state, losses)
     step = _make_step(net, tx, batch_fn, config.max_shift)
     images_d, targets_d = jnp.asarray(images), jnp.asarray(targets)
-    losses = []
-    for _ in (bar := progress_bar(range(config.epochs), progress=progress, desc=desc)):
-        key, perm_key = jax.random.split(key)
-        perm = np.asarray(jax.random.permutation(perm_key, len(images)))
-        epoch_loss = 0.0
-        # A Python loop over one jitted step: XLA:CPU runs convolutions inside a lax.scan body several
-        # times slower than at the top level of a computation, and the dispatch overhead is negligible.
-        for idx in perm[: n_batches * config.batch_size].reshape(n_batches, config.batch_size):
-            key, step_key = jax.random.split(key)
-            state, loss = step(state, images_d[idx], targets_d[idx], step_key)
-            epoch_loss += loss
-        losses.append(float(epoch_loss) / n_batches)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    # The key an uninterrupted run would hold at this epoch: one split per epoch and one per batch.
+    key = _advance(key, len(losses) * (n_batches + 1))
+    try:
+        for epoch in (bar := progress_bar(range(len(losses), config.epochs), progress=progress, desc=desc,
+                                          initial=len(losses), total=config.epochs)):
+            key, perm_key = jax.random.split(key)
+            perm = np.asarray(jax.random.permutation(perm_key, len(images)))
+            epoch_loss = 0.0
+            # A Python loop over one jitted step: XLA:CPU runs convolutions inside a lax.scan body several
+            # times slower than at the top level of a computation, and the dispatch overhead is negligible.
+            for idx in perm[: n_batches * config.batch_size].reshape(n_batches, config.batch_size):
+                key, step_key = jax.random.split(key)
+                state, loss = step(state, images_d[idx], targets_d[idx], step_key)
+                epoch_loss += loss
+            losses.append(float(epoch_loss) / n_batches)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if saver is not None:
+                saver.save(epoch + 1, state, losses)
+    finally:
+        if saver is not None:
+            saver.close()
     return state.params, losses
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _advance(key: Array, splits: int) -> Array:
+    """``key`` after ``splits`` times ``key, _ = split(key)``."""
+    return jax.lax.fori_loop(0, splits, lambda _, k: jax.random.split(k)[0], key)
+
+
+def _fingerprint(net: Network, images: np.ndarray, targets: np.ndarray, config: TrainConfig, params: Params) -> str:
+    """What a resumed training must share with the one that wrote the checkpoints."""
+    h = hashlib.sha256(json.dumps({"net": net.name, "config": dataclasses.asdict(config)}, sort_keys=True).encode())
+    for a in (images, targets):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    h.update(checkpoints.tree_digest(params).encode())
+    return h.hexdigest()
+
+
+class _EpochCheckpoints:
+    """The per-epoch training checkpoints in a work folder (orbax ``CheckpointManager``, one step per epoch)."""
+
+    def __init__(self, folder: pathlib.Path, fingerprint: str, abstract_state: TrainState):
+        self.folder, self.fingerprint, self.abstract = folder.absolute(), fingerprint, abstract_state
+        self.manager = None
+        try:
+            self.manager = self._open()
+        except OSError as e:
+            log.warning("cannot keep training checkpoints in %s (%s); training without them", self.folder, e)
+
+    def _open(self) -> ocp.CheckpointManager:
+        options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, enable_async_checkpointing=False,
+                                               cleanup_tmp_directories=True)
+        return ocp.CheckpointManager(self.folder, options=options, item_names=("state", "progress"))
+
+    def resume(self, state: TrainState, losses: list[float]) -> tuple[TrainState, list[float]]:
+        """The state and losses after the last saved epoch, or the given ones if there is none to trust."""
+        if self.manager is None or (step := self.manager.latest_step()) is None:
+            return state, losses
+        try:
+            saved = self.manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(self.abstract), progress=ocp.args.JsonRestore()))
+            good = (saved.progress.get("fingerprint") == self.fingerprint
+                    and saved.progress.get("sha256") == checkpoints.tree_digest(saved.state))
+            reason = "from a different training"
+        except Exception as e:  # noqa: BLE001 -- a damaged work folder only costs the epochs it held
+            good, reason = False, f"unreadable ({type(e).__name__})"
+        if good:
+            log.info("resuming training from epoch %d of %s", step, self.folder)
+            return saved.state, list(saved.progress["losses"])
+        log.warning("training checkpoints in %s are %s; starting over", self.folder, reason)
+        self.manager.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.manager = self._open()
+        return state, losses
+
+    def save(self, epoch: int, state: TrainState, losses: list[float]) -> None:
+        if self.manager is None:
+            return
+        state = jax.device_get(state)
+        progress = {"fingerprint": self.fingerprint, "sha256": checkpoints.tree_digest(state), "losses": losses}
+        try:
+            self.manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                             progress=ocp.args.JsonSave(progress)))
+        except OSError as e:
+            log.warning("cannot save a training checkpoint in %s (%s); training without them", self.folder, e)
+            self.close()
+
+    def close(self) -> None:
+        if self.manager is not None:
+            self.manager.close()
+            self.manager = None
 
 
 def random_shift(x: Array, max_shift: int, *, key: Array, fill: float = 0.0) -> Array:

@@ -18,7 +18,7 @@ Command line::
     python -m jaxfool.weights fetch vgg16 [--no-top] [--dest DIR]   # download (hash-checked) and convert
     python -m jaxfool.weights convert FILE [--dest DIR] [--no-hash-check] [--overwrite]
 
-A checkpoint is a :mod:`jaxfool.checkpoints` folder: ``params/`` (orbax) and ``meta.json`` (source, MD5,
+A checkpoint is a :mod:`jaxfool.checkpoints` folder: ``params/`` (orbax) and ``meta/`` (JSON: source, MD5,
 ``include_top``, preprocessing). Files are validated completely before anything is written, and the folder
 is written under a temporary name and renamed into place, so a failed import or an interrupted write leaves
 nothing behind.
@@ -55,7 +55,7 @@ KERAS_FILES = {
     True: ("vgg16_weights_tf_dim_ordering_tf_kernels.h5", "64373286793e3c8b2b4e3219cbf3544b"),
     False: ("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "6d6bbae143d832006294945121d1f1fc"),
 }
-METADATA_FILE = "meta.json"  # written by jaxfool.checkpoints
+METADATA_FILE = "meta.json"  # written by jaxfool.checkpoints before its format 2 (recognised to refuse it)
 _FORMAT = 1
 # torchvision's vgg16: the Conv2d positions in `features` (ReLUs and max-pools in between) and the Linear
 # positions in `classifier` (ReLU and Dropout in between).
@@ -357,12 +357,15 @@ def save_checkpoint(
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The metadata of a checkpoint folder (source, MD5, ``include_top``, preprocessing)."""
     path = Path(path)
-    if not checkpoints.exists(path):
+    if not checkpoints.exists(path) and not (path / METADATA_FILE).is_file():
         raise WeightsError(
-            f"{path} is not a jaxfool weights checkpoint (no {METADATA_FILE} and params/); "
+            f"{path} is not a jaxfool weights checkpoint (no meta/ and params/); "
             "make one with `python -m jaxfool.weights convert FILE`"
         )
-    return json.loads((path / METADATA_FILE).read_text())
+    try:
+        return checkpoints.read_metadata(path)
+    except checkpoints.CheckpointError as e:  # damaged or older format: refused, convert again
+        raise WeightsError(f"{e.problem}; convert it again with `python -m jaxfool.weights convert FILE`") from None
 
 
 def restore_checkpoint(path: str | os.PathLike) -> tuple[Params, dict[str, Any]]:

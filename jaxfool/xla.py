@@ -21,10 +21,11 @@ from typing import Any
 
 import jax
 
-try:  # called on every call of a jaxfool jit, so looked up once
-    from jax._src.core import trace_state_clean as _trace_state_clean
+try:  # jax.extend is JAX's public API for code that builds on its internals
+    from jax.extend.core import find_top_trace as _find_top_trace
+    from jax.extend.core import take_current_trace as _take_current_trace
 except ImportError:
-    _trace_state_clean = None
+    _find_top_trace = _take_current_trace = None
 
 NO_YNNPACK = {"xla_cpu_experimental_ynn_fusion_type": ""}
 PER_LAYER_YNNPACK = {
@@ -70,8 +71,12 @@ class _BackendJit:
 
 def _at_top_level() -> bool:
     """Whether no JAX transformation is tracing (then a ``jit`` may carry compiler options)."""
-    # A JAX without this internal: never risk the nested-jit error.
-    return _trace_state_clean is not None and bool(_trace_state_clean())
+    if _take_current_trace is None:  # a JAX without these: never risk the nested-jit error
+        return False
+    # take_current_trace swaps in the evaluation trace and hands back the current one: they are the same
+    # object exactly when nothing (jit, grad, vmap...) is tracing.
+    with _take_current_trace() as current:
+        return current is _find_top_trace(())
 
 
 def jit(fun: Callable[..., Any] | None = None, **kwargs: Any) -> Any:

@@ -1,7 +1,8 @@
 """Trained models, cached as checkpoints keyed by what produced them.
 
 Experiments call :func:`load_or_train`: the first call trains and saves a checkpoint; later calls with the
-same network, data and training config restore it.
+same network, data and training config restore it. An interrupted training resumes from its last complete
+epoch; a damaged checkpoint is made again; a read-only cache costs the caching, never the training.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import pathlib
+import shutil
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -36,12 +40,15 @@ def load_or_train(
     data: Mnist,
     config: TrainConfig,
     *,
-    cache_dir: str | pathlib.Path,
+    cache_dir: str | os.PathLike,
     batch_fn: BatchFn | None = None,
     tag: str = "",
     progress: bool = False,
 ) -> tuple[Params, dict[str, Any]]:
     """Restores the checkpoint for ``(net, data, config, tag)`` from ``cache_dir``, or trains and saves it.
+
+    Training checkpoints every epoch in ``cache_dir/<key>.partial/`` and resumes from there after an interruption;
+    the folder is removed once the model is saved. See :func:`cached` for damaged checkpoints and read-only caches.
 
     Args:
         net: the network.
@@ -50,21 +57,81 @@ def load_or_train(
         cache_dir: where checkpoints live, one folder per key.
         batch_fn: optional minibatch transformation (adversarial training); name it in ``tag``.
         tag: distinguishes trainings the config does not describe (e.g. ``"pgd"``).
-        progress: show a training progress bar.
+        progress: show training progress.
 
     Returns:
         ``(params, info)`` where info holds ``checkpoint``, ``trained_now``, ``test_accuracy`` and ``losses``.
     """
-    path = pathlib.Path(cache_dir) / model_key(net, data, config, tag)
     like = jax.eval_shape(lambda: net.init(key=jax.random.key(0)))
-    if checkpoints.exists(path):
-        params, meta = checkpoints.restore(path, like)
+
+    def make(work: pathlib.Path | None) -> tuple[Params, dict[str, Any]]:
+        params, losses = train(net, data.train_images, one_hot(data.train_labels, net.num_classes), config,
+                               batch_fn=batch_fn, checkpoint_dir=work, progress=progress, desc=f"train {net.name}")
+        acc = accuracy(net, params, data.test_images, data.test_labels)
+        log.info("trained %s: test accuracy %.4f", net.name, acc)
+        return params, {"net": net.name, "data": data.source, "test_accuracy": acc, "losses": losses,
+                        "train": to_jsonable(config)}
+
+    path = pathlib.Path(cache_dir).absolute() / model_key(net, data, config, tag)
+    params, meta, trained_now = cached(path, like, make)
+    if not trained_now:
         log.info("restored %s (test accuracy %.4f)", path, meta["test_accuracy"])
-        return params, {**meta, "checkpoint": str(path), "trained_now": False}
-    params, losses = train(net, data.train_images, one_hot(data.train_labels, net.num_classes), config,
-                           batch_fn=batch_fn, desc=f"train {net.name}", progress=progress)
-    acc = accuracy(net, params, data.test_images, data.test_labels)
-    meta = {"net": net.name, "data": data.source, "test_accuracy": acc, "losses": losses, "train": to_jsonable(config)}
-    checkpoints.save(path, params, meta)
-    log.info("trained %s: test accuracy %.4f, saved %s", net.name, acc, path)
-    return params, {**meta, "checkpoint": str(path), "trained_now": True}
+    return params, {**meta, "checkpoint": str(path), "trained_now": trained_now}
+
+
+def cached(
+    path: str | os.PathLike,
+    like: Params,
+    make: Callable[[pathlib.Path | None], tuple[Params, dict[str, Any]]],
+) -> tuple[Params, dict[str, Any], bool]:
+    """Restores the checkpoint at ``path``, or calls ``make`` and saves what it returns there.
+
+    A damaged checkpoint at ``path`` (see :func:`jaxfool.checkpoints.restore`) is reported in one warning line,
+    moved aside to ``<path>.damaged`` (replacing an older one) and made again. If the cache cannot be written
+    (read-only, full), the result is still returned, with a one-line warning that it is not cached.
+
+    Args:
+        path: the checkpoint folder.
+        like: a pytree of arrays or shape structs the parameters must match.
+        make: ``make(work)`` -> ``(params, metadata)``; ``work`` is ``<path>.partial``, a folder for resumable
+            work (e.g. ``train(..., checkpoint_dir=work)``), or ``None`` if the cache is not writable. It is
+            removed once the result is saved.
+
+    Returns:
+        ``(params, metadata, made_now)``.
+    """
+    path = pathlib.Path(path).absolute()
+    work: pathlib.Path | None = path.with_name(path.name + ".partial")
+    if path.exists():
+        try:
+            params, meta = checkpoints.restore(path, like)
+            return params, meta, False
+        except checkpoints.CheckpointError as e:
+            log.warning("%s; moved it aside to %s.damaged and making it again", e.problem, path.name)
+            damaged = path.with_name(path.name + ".damaged")
+            shutil.rmtree(damaged, ignore_errors=True)
+            try:
+                path.rename(damaged)
+            except OSError as err:
+                log.warning("cannot move %s aside (%s); the new model will not be cached", path, err)
+                work = None
+    try:
+        if work is not None:
+            work.mkdir(parents=True, exist_ok=True)
+            (work / ".writable").touch()
+            (work / ".writable").unlink()
+    except OSError as e:
+        log.warning("model cache %s is not writable (%s); training without caching the model", path.parent, e)
+        work = None
+    params, meta = make(work)
+    if work is None:
+        return params, meta, True
+    try:
+        checkpoints.save(path, params, meta)
+    except FileExistsError:  # another process cached the same model meanwhile; both are the same training
+        pass
+    except OSError as e:
+        log.warning("cannot cache the model at %s (%s); continuing without caching it", path, e)
+        return params, meta, True
+    shutil.rmtree(work, ignore_errors=True)
+    return params, meta, True

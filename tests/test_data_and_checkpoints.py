@@ -86,14 +86,19 @@ def test_mismatched_checkpoint_is_a_clear_error(tmp_path):
         checkpoints.restore(tmp_path / "missing", mnist_cnn().init(key=jax.random.key(0)))
 
 
-def test_interrupted_save_leaves_nothing(tmp_path, monkeypatch):
-    def broken(*a, **k):
+def test_failed_save_leaves_nothing(tmp_path, monkeypatch):
+    import orbax.checkpoint as ocp
+
+    async def broken(*a, **k):  # the metadata write fails (orbax's JSON writer)
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoints, "write_json", broken)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(ocp.JsonCheckpointHandler, "_save_fn", broken)
+    with pytest.raises(OSError, match="disk full"):
         checkpoints.save(tmp_path / "ck", {"w": np.zeros(3)}, {"a": 1})
     assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    checkpoints.save(tmp_path / "ck", {"w": np.zeros(3)}, {"a": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["ck"]
 
 
 def test_model_cache_trains_once(tmp_path, mnist):

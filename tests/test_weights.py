@@ -99,7 +99,7 @@ def test_not_a_legacy_weights_file(tmp_path):
 def test_checkpoint_restores_bit_identical_logits(tmp_path, notop_file):
     ckpt = W.convert(notop_file, tmp_path / "vgg16_notop", check_hash=False)
     assert leftovers(tmp_path) == ["vgg16_notop"]
-    meta = json.loads((ckpt / W.METADATA_FILE).read_text())
+    meta = W.read_metadata(ckpt)
     assert meta["source"] == "keras_h5" and meta["include_top"] is False and meta["md5"] == W.file_digest(notop_file)
     imported, _ = W.import_keras_h5(notop_file, check_hash=False)
     restored, restored_meta = W.restore_checkpoint(ckpt)
@@ -122,10 +122,12 @@ def test_checkpoint_writes_are_atomic(tmp_path, notop, monkeypatch):
     with pytest.raises(W.WeightsError, match="already exists"):
         W.save_checkpoint(notop, dest, metadata={"include_top": False})
     # A failure in the middle of an overwrite keeps the old checkpoint and leaves no temporary folder.
-    def boom(*args, **kwargs):
+    async def boom(*args, **kwargs):  # the metadata write fails (orbax's JSON writer)
         raise OSError("disk full")
 
-    monkeypatch.setattr(W.checkpoints, "write_json", boom)
+    import orbax.checkpoint as ocp
+
+    monkeypatch.setattr(ocp.JsonCheckpointHandler, "_save_fn", boom)
     with pytest.raises(OSError, match="disk full"):
         W.save_checkpoint(notop, dest, metadata={"include_top": False}, overwrite=True)
     assert leftovers(tmp_path) == ["ckpt"]

@@ -57,3 +57,14 @@ def test_jit_nests_inside_jit_grad_and_vmap():
     assert float(jax.grad(f)(1.0)) == pytest.approx(expected, rel=1e-6)
     assert float(jax.jit(jax.grad(f))(1.0)) == pytest.approx(expected, rel=1e-6)
     np.testing.assert_allclose(jax.vmap(f)(jnp.ones(3)), np.full(3, np.sin(1.0)), rtol=1e-6)
+
+
+def test_top_level_detection_uses_public_jax_only():
+    import inspect
+
+    assert "jax._src" not in inspect.getsource(xla)
+    seen = {}
+    jax.jit(lambda x: seen.setdefault("jit", xla._at_top_level()) and x or x)(1.0)
+    jax.grad(lambda x: seen.setdefault("grad", xla._at_top_level()) and x or x)(1.0)
+    jax.vmap(lambda x: seen.setdefault("vmap", xla._at_top_level()) and x or x)(jnp.ones(2))
+    assert xla._at_top_level() and seen == {"jit": False, "grad": False, "vmap": False}
