@@ -11,6 +11,7 @@ from jaxfool.models.network import (
     Tap,
     zero_taps,
 )
+from jaxfool.models.resnet import ResNet, resnet, resnet50, resnet101
 from jaxfool.models.vgg16 import VGG16, vgg16
 
 __all__ = [
@@ -22,6 +23,10 @@ __all__ = [
     "logits_fn",
     "mnist_cnn",
     "predict_proba",
+    "ResNet",
+    "resnet",
+    "resnet101",
+    "resnet50",
     "Tap",
     "VGG16",
     "vgg16",
