@@ -4,7 +4,7 @@ dicts, convert them once into orbax checkpoints, and load them quickly in experi
 * :mod:`~jaxfool.weights.keras_h5` -- Keras legacy HDF5 files (MD5-checked against the published hashes);
 * :mod:`~jaxfool.weights.torchvision` -- torchvision state dicts, read without unpickling code;
 * :mod:`~jaxfool.weights.store` -- checkpoint folders (atomic, checked on the way in and out);
-* :mod:`~jaxfool.weights.download` -- pooch downloads and ``fetch``;
+* :mod:`~jaxfool.weights.downloads` -- pooch downloads and ``fetch``;
 * :mod:`~jaxfool.weights.loading` -- ``'imagenet'`` / ``'random'`` / ``'auto'`` / path -> ``(network, params)``;
 * :mod:`~jaxfool.weights.architectures` -- per-model shapes, official files and layout mappings;
 * :mod:`~jaxfool.weights.cli` -- the command line::
@@ -19,7 +19,7 @@ or an interrupted write leaves nothing behind.
 from jaxfool.weights.architectures import ARCHITECTURES, Architecture, fc1_rows
 from jaxfool.weights.cli import main
 from jaxfool.weights.common import WeightsError, default_cache_dir, file_digest, keras_cache_dir
-from jaxfool.weights.download import download, fetch, fetch_vgg16
+from jaxfool.weights.downloads import download, fetch, fetch_vgg16
 from jaxfool.weights.keras_h5 import import_keras_h5
 from jaxfool.weights.loading import (
     load_network,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from jaxfool.weights.architectures import ARCHITECTURES
 from jaxfool.weights.common import WeightsError, default_cache_dir
-from jaxfool.weights.download import fetch
+from jaxfool.weights.downloads import fetch
 from jaxfool.weights.store import convert
 
 

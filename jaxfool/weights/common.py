@@ -11,6 +11,9 @@ from typing import Any
 import numpy as np
 
 
+DISPLAY_NAMES = {"vgg16": "VGG16", "resnet50": "ResNet50", "resnet101": "ResNet101"}
+
+
 class WeightsError(ValueError):
     """A weights file or checkpoint that cannot be used; the message names the problem and the fix."""
 
@@ -52,6 +55,7 @@ def check_params(
         model: the architecture's name, for the message.
         where: the file or checkpoint, for the message.
     """
+    model = DISPLAY_NAMES.get(model, model)
     missing = [name for name in expected if name not in params]
     extra = [name for name in params if name not in expected]
     if missing or extra:

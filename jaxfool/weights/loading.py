@@ -16,7 +16,7 @@ from jaxfool.models.resnet import fold_batch_norm as _fold
 from jaxfool.models.resnet import KERAS_EPSILON, TORCH_EPSILON
 from jaxfool.weights import architectures
 from jaxfool.weights.common import WeightsError, default_cache_dir
-from jaxfool.weights.download import fetch, keras_files
+from jaxfool.weights.downloads import fetch, keras_files
 from jaxfool.weights.store import import_weights, restore_checkpoint
 
 log = logging.getLogger("jaxfool.weights")

@@ -34,7 +34,10 @@ def download(
     import requests
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    logging.getLogger("pooch").setLevel(logging.INFO if progress else logging.WARNING)
+    log.info("downloading %s to %s", url, target)
+    pooch_log = pooch.get_logger()
+    level = pooch_log.level
+    pooch_log.setLevel(logging.WARNING)  # its own INFO line repeats ours, and would precede an offline error
     try:
         pooch.retrieve(url, known_hash=f"md5:{md5}", fname=target.name, path=target.parent,
                        downloader=_downloader(progress), progressbar=progress)
@@ -44,8 +47,9 @@ def download(
             f"(MD5 {md5}), then {then}"
         ) from None
     except ValueError as e:  # pooch: hash mismatch; it has already deleted the temporary file
-        raise WeightsError(f"downloaded {url} has the wrong MD5 (expected {md5}: {str(e).splitlines()[0][:120]}); "
-                           "try again") from None
+        raise WeightsError(f"downloaded {url} has the wrong MD5 (expected {md5}); try again") from None
+    finally:
+        pooch_log.setLevel(level)
     return target
 
 
