@@ -1,18 +1,16 @@
 """ResNet50 speed on this machine: jaxfool (batch-norm folded and separate) against a plain PyTorch ResNet50
 holding the same weights, forward and forward+backward (the input gradient attacks and Grad-CAM need).
 
-``python -m experiments.bench_imagenet --config configs/bench_imagenet.py``. Both sides run torchvision's
-ResNet50 (v1.5, the stride on the 3x3 convolution) on torch-preprocessed random pixels, so the programs are the
-same; the Keras variant (stride on the 1x1) is timed too. VGG16's numbers come from ``experiments.bench_vgg16``.
-Every case is timed once per round, in turn, so all see the same load; the best round is reported. Writes
-``metrics.json`` and ``config.json`` into ``<workdir>/bench_imagenet/<run>/``.
+``python -m experiments.bench_imagenet --config configs/bench_imagenet.py``. Both run torchvision's ResNet50 (v1.5:
+stride on the 3x3) on preprocessed random pixels; the Keras variant (stride on the 1x1) is timed too; VGG16's
+numbers come from ``experiments.bench_vgg16``. Cases are timed in turn each round, the best round reported, into
+``<workdir>/bench_imagenet/<run>/metrics.json``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -37,15 +35,14 @@ def torch_resnet(depth: int = 50, state_dict: dict[str, np.ndarray] | None = Non
     class Bottleneck(nn.Module):
         def __init__(self, n_in: int, width: int, stride: int) -> None:
             super().__init__()
-            self.conv1, self.bn1 = nn.Conv2d(n_in, width, 1, bias=False), nn.BatchNorm2d(width)
-            self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
-            self.bn2 = nn.BatchNorm2d(width)
-            self.conv3, self.bn3 = nn.Conv2d(width, 4 * width, 1, bias=False), nn.BatchNorm2d(4 * width)
+            for k, (a, b, size, s) in enumerate(((n_in, width, 1, 1), (width, width, 3, stride),
+                                                 (width, 4 * width, 1, 1)), 1):
+                setattr(self, f"conv{k}", nn.Conv2d(a, b, size, stride=s, padding=size // 2, bias=False))
+                setattr(self, f"bn{k}", nn.BatchNorm2d(b, eps=TORCH_EPSILON))
             self.downsample = None
             if stride != 1 or n_in != 4 * width:
-                self.downsample = nn.Sequential(
-                    nn.Conv2d(n_in, 4 * width, 1, stride=stride, bias=False), nn.BatchNorm2d(4 * width)
-                )
+                self.downsample = nn.Sequential(nn.Conv2d(n_in, 4 * width, 1, stride=stride, bias=False),
+                                                nn.BatchNorm2d(4 * width, eps=TORCH_EPSILON))
 
         def forward(self, x: Any) -> Any:
             y = torch.relu(self.bn1(self.conv1(x)))
@@ -56,15 +53,15 @@ def torch_resnet(depth: int = 50, state_dict: dict[str, np.ndarray] | None = Non
     class ResNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64)
+            self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64, eps=TORCH_EPSILON)
             self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
             n_in = 64
             for s, (n, width) in enumerate(zip(DEPTHS[f"resnet{depth}"], FILTERS, strict=True), 1):
-                blocks = []
-                for b in range(n):
-                    blocks.append(Bottleneck(n_in, width, 2 if b == 0 and s > 1 else 1))
-                    n_in = 4 * width
+                blocks = [Bottleneck(n_in if b == 0 else 4 * width, width, 2 if b == 0 and s > 1 else 1)
+                          for b in range(n)]
                 setattr(self, f"layer{s}", nn.Sequential(*blocks))
+                n_in = 4 * width
             self.fc = nn.Linear(n_in, 1000) if include_top else None
 
         def forward(self, x: Any) -> Any:
@@ -73,9 +70,6 @@ def torch_resnet(depth: int = 50, state_dict: dict[str, np.ndarray] | None = Non
             return self.fc(x.mean(dim=(2, 3))) if include_top else x
 
     model = ResNet().eval()
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.eps = TORCH_EPSILON
     if state_dict is not None:
         model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}, strict=False)
     return model
@@ -89,10 +83,9 @@ def _jax_cases(net: Any, params: Any, x: np.ndarray, labels: np.ndarray) -> dict
         out = forward(net, params, v)[0]
         return -jnp.take_along_axis(jax.nn.log_softmax(out), labels[:, None], axis=1).sum()
 
-    fwd = jax.jit(lambda v: forward(net, params, v)[0]).lower(x).compile(options)
-    fwd_bwd = jax.jit(jax.grad(loss)).lower(x).compile(options)
-    return {"forward": lambda: jax.block_until_ready(fwd(x)),
-            "forward+backward": lambda: jax.block_until_ready(fwd_bwd(x))}
+    fns = {"forward": lambda v: forward(net, params, v)[0], "forward+backward": jax.grad(loss)}
+    compiled = {case: jax.jit(f).lower(x).compile(options) for case, f in fns.items()}
+    return {case: (lambda f=f: jax.block_until_ready(f(x))) for case, f in compiled.items()}
 
 
 def _torch_cases(model: Any, x: np.ndarray, labels: np.ndarray) -> dict[str, Callable[[], Any]]:
@@ -100,16 +93,12 @@ def _torch_cases(model: Any, x: np.ndarray, labels: np.ndarray) -> dict[str, Cal
 
     xt, lt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(labels.astype(np.int64))
 
-    def fwd() -> Any:
-        with torch.no_grad():
-            return model(xt)
-
     def fwd_bwd() -> Any:
         v = xt.clone().requires_grad_(True)
         torch.nn.functional.cross_entropy(model(v), lt, reduction="sum").backward()
         return v.grad
 
-    return {"forward": fwd, "forward+backward": fwd_bwd}
+    return {"forward": torch.no_grad()(lambda: model(xt)), "forward+backward": fwd_bwd}
 
 
 def run(config: Any) -> dict[str, Any]:
@@ -119,21 +108,17 @@ def run(config: Any) -> dict[str, Any]:
     runs.write_json(run_dir / "config.json", config)
     params = random_params(True, key=jax.random.key(config.seed), model="resnet50")
     rng = np.random.default_rng(config.seed)
-    for name, p in params.items():  # random statistics, so folding has something to fold
-        if name.endswith("_bn"):
-            p["moving_mean"] = rng.normal(0, 0.1, p["moving_mean"].shape).astype(np.float32)
-            p["moving_variance"] = rng.uniform(0.5, 2, p["moving_variance"].shape).astype(np.float32)
+    for p in (p for name, p in params.items() if name.endswith("_bn")):  # statistics for folding to fold
+        p["moving_mean"], p["moving_variance"] = (rng.uniform(a, b, p["gamma"].shape).astype(np.float32)
+                                                  for a, b in ((-0.2, 0.2), (0.5, 2.0)))
     nets = {
         "jaxfool_folded": (resnet(50, preprocess=False, stride_on="3x3", batch_norm="folded"),
                            fold_batch_norm(params, epsilon=TORCH_EPSILON)),
         "jaxfool_separate": (resnet(50, preprocess=False, stride_on="3x3"), params),
         "jaxfool_keras_v1_folded": (resnet(50, preprocess=False, batch_norm="folded"), fold_batch_norm(params)),
     }
-    model = torch_resnet(50, to_torchvision(params, model="resnet50")) if config.torch else None
-    if model is not None:
-        for p in model.parameters():
-            p.requires_grad_(False)
-    cases: dict[tuple[str, int, str], Callable[[], Any]] = {}
+    model = torch_resnet(50, to_torchvision(params, model="resnet50")).requires_grad_(False) if config.torch else None
+    cases: dict[tuple[str, int, str], Any] = {}
     for batch in config.batch_sizes:
         x = rng.normal(0, 1, (batch, config.image_size, config.image_size, 3)).astype(np.float32)
         labels = rng.integers(0, 1000, batch)
@@ -143,26 +128,22 @@ def run(config: Any) -> dict[str, Any]:
         if model is not None:
             for case, fn in _torch_cases(model, x, labels).items():
                 cases[(case, batch, "pytorch")] = fn
-    for key, fn in cases.items():  # compile and warm up
-        log.info("warming up %s", " ".join(map(str, key)))
+    for fn in cases.values():  # warm up
         fn()
     best = dict.fromkeys(cases, float("inf"))
-    for r in range(config.rounds):
+    for _ in range(config.rounds):
         for key, fn in cases.items():
             start = time.perf_counter()
             fn()
             best[key] = min(best[key], time.perf_counter() - start)
-        log.info("round %d/%d done", r + 1, config.rounds)
     results = []
     for (case, batch, impl), seconds in best.items():
         row = {"case": case, "batch": batch, "implementation": impl, "ms": 1e3 * seconds}
-        if (case, batch, "pytorch") in best:
-            row["time_vs_pytorch"] = seconds / best[(case, batch, "pytorch")]
+        row |= {"time_vs_pytorch": seconds / best[(case, batch, "pytorch")]} if model is not None else {}
         results.append(row)
         log.info("%-17s batch %d %-24s %8.1f ms%s", case, batch, impl, row["ms"],
                  f"  {row['time_vs_pytorch']:.2f}x PyTorch" if "time_vs_pytorch" in row else "")
-    metrics = {"model": f"resnet50 at {config.image_size}x{config.image_size}", "results": results,
-               "run_dir": str(run_dir)}
+    metrics = {"model": f"resnet50 at {config.image_size}px", "results": results, "run_dir": str(run_dir)}
     runs.write_json(run_dir / "metrics.json", metrics)
     return metrics
 
