@@ -15,7 +15,7 @@ from vgg_helpers import import_keras
 from jaxfool import explain, imagenet
 from jaxfool import weights as W
 from jaxfool.explain._common import input_gradients
-from jaxfool.models import forward
+from jaxfool.models import activation_shapes, forward
 from jaxfool.models.resnet import DEPTHS, block_names, fold_batch_norm, layer_names, param_shapes, resnet
 
 SIZE = 64  # global pooling: the classifier works at any size; 64 leaves conv5 at 2x2
@@ -156,9 +156,11 @@ def test_names_shapes_and_module_parameters():
     net = resnet(50, include_top=False)
     params = W.random_params(False, key=jax.random.key(0), model="resnet50")
     x = jnp.zeros((1, 64, 96, 3))
-    out, acts = forward(net, params, x, layers=("conv1_relu", "pool1_pool", "conv3_block1_out", "conv4_block6_out"))
-    assert out.shape == (1, 2, 3, 2048) and net.layer_names[-1] == "conv5_block3_out"
-    assert [a.shape for a in acts.values()] == [(1, 32, 48, 64), (1, 16, 24, 64), (1, 8, 12, 512), (1, 4, 6, 1024)]
+    layers = ("conv1_relu", "pool1_pool", "conv3_block1_out", "conv4_block6_out", "conv5_block3_out")
+    acts = activation_shapes(net, params, x, layers)
+    assert net.layer_names[-1] == "conv5_block3_out"
+    assert [acts[n].shape for n in layers] == [(1, 32, 48, 64), (1, 16, 24, 64), (1, 8, 12, 512), (1, 4, 6, 1024),
+                                               (1, 2, 3, 2048)]
     assert layer_names(DEPTHS["resnet101"])[3:6] == ("conv2_block1_out", "conv2_block2_out", "conv2_block3_out")
     with pytest.raises(ValueError, match="unknown ResNet depth 34"):
         resnet(34)

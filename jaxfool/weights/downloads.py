@@ -41,12 +41,12 @@ def download(
     try:
         pooch.retrieve(url, known_hash=f"md5:{md5}", fname=target.name, path=target.parent,
                        downloader=_downloader(progress), progressbar=progress)
-    except (requests.exceptions.RequestException, OSError) as e:
+    except requests.exceptions.RequestException as e:  # no network, timeouts, HTTP errors; not a full disk
         raise WeightsError(
-            f"cannot download {url} ({type(e).__name__}: no network?); on a machine with network download it and put it at {target} "
-            f"(MD5 {md5}), then {then}"
+            f"cannot download {url} ({type(e).__name__}: no network?); on a machine with network download it and "
+            f"put it at {target} (MD5 {md5}), then {then}"
         ) from None
-    except ValueError as e:  # pooch: hash mismatch; it has already deleted the temporary file
+    except ValueError:  # pooch: hash mismatch; it has already deleted the temporary file
         raise WeightsError(f"downloaded {url} has the wrong MD5 (expected {md5}); try again") from None
     finally:
         pooch_log.setLevel(level)
