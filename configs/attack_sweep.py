@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxfool.data import DataConfig
+from configs.common import MnistBase
 from jaxfool.train import TrainConfig
 
 
@@ -65,7 +65,7 @@ class DefenceConfig:
 
 
 @dataclasses.dataclass
-class SweepConfig:
+class AttackGridConfig:
     """The attacks and the epsilon grid.
 
     Attributes:
@@ -94,27 +94,16 @@ class SweepConfig:
 
 
 @dataclasses.dataclass
-class Config:
-    """The attack sweep.
+class Config(MnistBase):
+    """The attack sweep (the common fields: :class:`configs.common.MnistBase`; ``train`` is the plain CNN's).
 
     Attributes:
-        workdir: run folders go to ``workdir/attack_sweep/<run_name or timestamp>``; models are cached in
-            ``workdir/models``.
-        run_name: name of the run folder (default: a timestamp).
-        seed: seeds the attacks' randomness.
-        data: where MNIST comes from.
-        train: how the plain CNN is trained (shared with the other MNIST experiments' cache).
         defences: the defended models.
         sweep: the attacks and epsilons.
     """
 
-    workdir: str = "runs"
-    run_name: str = ""
-    seed: int = 0
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     defences: DefenceConfig = dataclasses.field(default_factory=DefenceConfig)
-    sweep: SweepConfig = dataclasses.field(default_factory=SweepConfig)
+    sweep: AttackGridConfig = dataclasses.field(default_factory=AttackGridConfig)
 
 
 def get_config() -> Config:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxfool.backwork import BackworkConfig, SweepConfig
-from jaxfool.data import DataConfig
-from jaxfool.train import TrainConfig
+from configs.common import MnistBase
+from jaxfool.backwork import BackworkConfig, BackworkSweepConfig
 
 
 @dataclasses.dataclass
@@ -38,27 +37,18 @@ class RetrainConfig:
 
 
 @dataclasses.dataclass
-class Config:
-    """The backwork experiment.
+class Config(MnistBase):
+    """The backwork experiment (the common fields: :class:`configs.common.MnistBase`; ``seed`` seeds the search).
 
     Attributes:
-        workdir: run folders go to ``workdir/backwork_mnist/<run_name or timestamp>``; trained models are
-            cached in ``workdir/models``.
-        run_name: name of the run folder (default: a timestamp).
-        data: where MNIST comes from.
-        train: how the CNN is trained (if no cached checkpoint matches).
         backwork: the search.
         sweep: optional hyperparameter grid, run as one vmapped program.
         retrain: optional retraining on the generated images.
         nn_layers_max_train: training digits used for the nearest-neighbour report (0: all).
     """
 
-    workdir: str = "runs"
-    run_name: str = ""
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     backwork: BackworkConfig = dataclasses.field(default_factory=BackworkConfig)
-    sweep: SweepConfig = dataclasses.field(default_factory=SweepConfig)
+    sweep: BackworkSweepConfig = dataclasses.field(default_factory=BackworkSweepConfig)
     retrain: RetrainConfig = dataclasses.field(default_factory=RetrainConfig)
     nn_layers_max_train: int = 10000
 

@@ -24,16 +24,20 @@ class ModelBench:
         repeats: timed calls per measurement after one warm-up call (the median is reported).
         per_layer_calls: also time one jaxfool Grad-CAM call per layer (one compilation per layer: slow on
             VGG16, so off there; the flop-count test covers it).
+        score_cam_batch: also time Score-CAM at the last conv layer against pytorch-grad-cam's ``ScoreCAM`` with
+            this many masked inputs per forward pass for both (0: skip).
     """
 
     enabled: bool = True
     occlusion: OcclusionConfig = dataclasses.field(default_factory=OcclusionConfig)
     repeats: int = 2
     per_layer_calls: bool = False
+    score_cam_batch: int = 0
 
     def validate(self) -> None:
-        if self.repeats < 1:
-            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        if self.repeats < 1 or self.score_cam_batch < 0:
+            raise ValueError(f"repeats must be >= 1 and score_cam_batch >= 0, got {self.repeats}, "
+                             f"{self.score_cam_batch}")
 
 
 @dataclasses.dataclass
@@ -54,9 +58,9 @@ class Config:
     run_name: str = ""
     mnist: ModelBench = dataclasses.field(default_factory=lambda: ModelBench(
         occlusion=OcclusionConfig(window=4, stride=1, baseline=0.0, batch_size=128), repeats=20,
-        per_layer_calls=True))
+        per_layer_calls=True, score_cam_batch=64))
     vgg16: ModelBench = dataclasses.field(default_factory=lambda: ModelBench(
-        occlusion=OcclusionConfig(window=64, stride=32, baseline=0.0, batch_size=12), repeats=2))
+        occlusion=OcclusionConfig(window=64, stride=32, baseline=0.0, batch_size=12), repeats=2, score_cam_batch=32))
     pytorch_grad_cam_site: str | None = "/tmp/pgc_site"
     seed: int = 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from configs.common import MnistBase
 from jaxfool.data import DataConfig
 from jaxfool.explain import OcclusionConfig
 from jaxfool.train import TrainConfig
@@ -51,13 +52,11 @@ class NoiseConfig:
 
 
 @dataclasses.dataclass
-class Config:
-    """The evaluate-predictions study.
+class Config(MnistBase):
+    """The evaluate-predictions study (the common fields: :class:`configs.common.MnistBase`; ``seed`` seeds the
+    attack, the noise and random weights; ``data`` defaults to the embedded digits, offline).
 
     Attributes:
-        workdir: the run folder is ``workdir/evaluate_predictions/<run_name or timestamp>``; trained MNIST models
-            are cached in ``workdir/models`` (shared with the other MNIST experiments).
-        run_name: name of the run folder (default: a timestamp).
         model: ``"mnist_cnn"`` (trained here or restored) or ``"vgg16"``.
         weights: VGG16 only: ``"imagenet"``, ``"random"`` (offline; MEANINGLESS predictions) or a weights file.
         image_dir: VGG16 only: a folder of photos; empty: scikit-image's sample photos.
@@ -65,8 +64,6 @@ class Config:
             or ``""`` (none).
         second_train: how the second model is trained (its seed differs from ``train.seed``).
         mask_dir: a folder of human attention masks, ``<image stem>.png`` each; empty: none.
-        data: where MNIST comes from.
-        train: how the MNIST CNN is trained if no cached checkpoint matches.
         num_images: images explained (MNIST: test digits taken evenly from every class; VGG16: the first photos).
         layer: Grad-CAM layer; empty: the model's last spatial layer (also for the second model).
         fraction: share of pixels in the top-k region of the agreement numbers.
@@ -75,19 +72,15 @@ class Config:
         fgsm_eps: FGSM's L-inf radius in the model's pixel units (MNIST: [0, 1]; VGG16: [0, 255], the study's 4).
         noise: Perlin and universal-perturbation inputs.
         panel_scale: magnification of the panels (28-pixel digits are small).
-        seed: seeds the attack, the noise and random weights.
     """
 
-    workdir: str = "runs"
-    run_name: str = ""
+    data: DataConfig = dataclasses.field(default_factory=lambda: DataConfig(source="embedded"))
     model: str = "mnist_cnn"
     weights: str = "imagenet"
     image_dir: str = ""
     second_model: str = "mnist_resnet"
     second_train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=5, seed=1))
     mask_dir: str = ""
-    data: DataConfig = dataclasses.field(default_factory=lambda: DataConfig(source="embedded"))
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     num_images: int = 20
     layer: str = ""
     fraction: float = 0.2
@@ -97,7 +90,6 @@ class Config:
     fgsm_eps: float = 0.2
     noise: NoiseConfig = dataclasses.field(default_factory=NoiseConfig)
     panel_scale: int = 4
-    seed: int = 0
 
     def validate(self) -> None:
         if self.model not in MODELS:

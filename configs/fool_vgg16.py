@@ -10,30 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 
+from configs.common import Base
+
 
 @dataclasses.dataclass
-class Config:
-    """The fool-VGG16 experiment.
+class Config(Base):
+    """The fool-VGG16 experiment (the common fields: :class:`configs.common.Base`; ``seed`` seeds random weights).
 
     Attributes:
-        workdir: run folders go to ``workdir/fool_vgg16/<run_name or timestamp>``.
-        run_name: name of the run folder (default: a timestamp).
         image_dir: a folder of .jpg/.png photos; empty: scikit-image's chelsea, coffee, astronaut and rocket.
         weights: ``"imagenet"``, ``"random"`` (meaningless predictions) or a weights file / checkpoint folder.
         top: predictions listed per image.
         layer: the layer of the Grad-CAM overlay (the study's: the last conv layer).
         gif_ms: display time of each layer in the Grad-CAM GIF.
-        seed: seeds random weights.
     """
 
-    workdir: str = "runs"
-    run_name: str = ""
     image_dir: str = ""
     weights: str = "imagenet"
     top: int = 3
     layer: str = "block5_conv3"
     gif_ms: int = 500
-    seed: int = 0
 
     def validate(self) -> None:
         if not 1 <= self.top <= 1000:

@@ -1,13 +1,10 @@
 """How the MNIST CNN sees the world: filter grids, class maximisation, a digit pushed to another class, fooling
-images; then VGG16 filters, a class image and a photo pushed to triceratops (official weights when on disk,
-else random weights, labelled MEANINGLESS).
+images (VGG16: ``configs/see_the_world_vgg16.py``).
 
 Run:
     python -m experiments.see_the_world --config configs/see_the_world.py
 Overrides, e.g.:
     python -m experiments.see_the_world --config configs/see_the_world.py --config.classes.steps=60
-    python -m experiments.see_the_world --config configs/see_the_world.py --config.vgg.target.units=rgb
-With the official VGG16 weights (fetched once): ``python -m jaxfool.weights fetch vgg16``.
 
 Step sizes for the MNIST CNN (pixels in [0, 1]): the study's filter step of 1 grey level in 0..255 is 1/255 here,
 and its noise spread of 20 grey levels is 20/255 around mid-grey 0.5. Class maximisation uses 0.05 (about 13
@@ -18,14 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxfool.data import DataConfig
-from jaxfool.train import TrainConfig
-from jaxfool.visualize import Ascent
+from configs.common import MnistBase
+from jaxfool.visualize import AscentConfig
 
 
-def mnist_ascent(steps: int, step_size: float, **kw) -> Ascent:
+def mnist_ascent(steps: int, step_size: float, **kw) -> AscentConfig:
     """An ascent in the MNIST CNN's pixel units: ``[0, 1]``, clipped after every step."""
-    return Ascent(steps=steps, step_size=step_size, clip=True, bounds=(0.0, 1.0), **kw)
+    return AscentConfig(steps=steps, step_size=step_size, clip=True, bounds=(0.0, 1.0), **kw)
 
 
 @dataclasses.dataclass
@@ -42,7 +38,7 @@ class TargetConfig:
     source_class: int = 1
     target_class: int = 7
     snapshots: int = 7
-    ascent: Ascent = dataclasses.field(default_factory=lambda: mnist_ascent(60, 0.01))
+    ascent: AscentConfig = dataclasses.field(default_factory=lambda: mnist_ascent(60, 0.01))
 
     def validate(self) -> None:
         if not 2 <= self.snapshots <= self.ascent.steps + 1:
@@ -51,100 +47,11 @@ class TargetConfig:
 
 
 @dataclasses.dataclass
-class VggTargetConfig:
-    """A real photo pushed towards an ImageNet class on VGG16: the study's Mona Lisa -> triceratops.
-
-    The study's recipe: the photo thumbnailed to width 224 and cropped 224x224 from the top-left, ``/ 256``,
-    its ``normalize_img`` (centre, ``/ (std + 1e-5)``, ``x 0.1``, ``+ 0.5``, clip to ``[0, 1]``), then 60
-    ascent steps of 0.01 on p(triceratops, class 51) with the RMS-normalised gradient. It reached 0.9966.
-
-    ``units`` says how those ``[0, 1]`` pixels meet VGG16; the default reproduces the study exactly:
-
-    * ``"study"``: as the study did it. It fed the ``[0, 1]`` pixels straight into Keras' VGG16, which has no
-      preprocessing inside and whose ImageNet weights expect ``preprocess_input`` (BGR, ImageNet mean
-      subtracted, 0..255 scale); the study never called it. jaxfool's ``vgg16(preprocess=False)`` is that same
-      network, so the photo goes in as it is, with step 0.01 and no clipping (the study had none). This is the
-      setting of the study's numbers (p(triceratops) 0.00016 at the start, 0.9966 printed last: the study
-      printed p before each step, so that is ``curve[59]`` here; not checked offline, where neither the official
-      weights nor the Mona Lisa are at hand). VGG16 then sees a low-contrast, nearly mean-coloured picture,
-      not the photo it would see in deployment.
-    * ``"rgb"``: the recipe in jaxfool's pixel units, as VGG16 is meant to be fed: the normalised photo ``x 255``
-      into ``vgg16(preprocess=True)`` (RGB 0..255, caffe preprocessing inside), step ``0.01 x 255 = 2.55``
-      (the same step relative to the picture's contrast), clipped to ``[0, 255]`` after every step, so every
-      snapshot is a valid photo. Much larger in the network's units than the study's step: expect p to
-      saturate in far fewer steps.
+class Config(MnistBase):
+    """The see-the-world experiment on the MNIST CNN (the common fields: :class:`configs.common.MnistBase`;
+    ``seed`` seeds every start).
 
     Attributes:
-        enabled: run the image-to-target sequence (it needs the 224x224 network with its classifier).
-        image: a photo file, or the name of a scikit-image sample photo (default ``astronaut``: a portrait,
-            like the Mona Lisa).
-        target_class: the ImageNet class to push to (51: triceratops).
-        units: ``"study"`` or ``"rgb"`` (above).
-        steps: ascent steps (the study: two runs of 30).
-        step: step size in units of the ``[0, 1]`` pixel range (``x 255`` with ``units="rgb"``).
-        snapshots: pictures along the way, evenly spaced, the start and the end included (7: every 10 steps).
-        unroll: the ascent's ``unroll`` for each stretch between snapshots; 0 unrolls it. Measured here (VGG16
-            at 224x224, 2 shared CPU cores): 0.95 s per step unrolled against 2.0 s rolled (a while loop), and
-            the default 60 steps in 10-step stretches took 48.5 s with compilation.
-    """
-
-    enabled: bool = True
-    image: str = "astronaut"
-    target_class: int = 51
-    units: str = "study"
-    steps: int = 60
-    step: float = 0.01
-    snapshots: int = 7
-    unroll: int = 0
-
-    def validate(self) -> None:
-        if self.units not in ("study", "rgb"):
-            raise ValueError(f"vgg.target.units={self.units!r} is unknown; use 'study' or 'rgb'")
-        if not 0 <= self.target_class < 1000:
-            raise ValueError(f"vgg.target.target_class={self.target_class} is out of range; use 0..999")
-        if not 2 <= self.snapshots <= self.steps + 1:
-            raise ValueError(f"vgg.target.snapshots={self.snapshots} must be in 2..steps + 1 ({self.steps + 1})")
-
-
-@dataclasses.dataclass
-class VggConfig:
-    """VGG16: the study's filter, class and image-to-target recipes. Rolled step loops for the filters and
-    the class image (``unroll=1``): unrolling many VGG16 steps costs long compilations on CPU.
-
-    Attributes:
-        enabled: run the VGG16 part.
-        weights: ``"auto"`` (the official Keras ImageNet weights if they are already on disk where
-            ``jaxfool.weights`` looks, e.g. after ``python -m jaxfool.weights fetch vgg16``; else random weights
-            with a logged warning), ``"imagenet"`` (official; fetched if missing, an error offline),
-            ``"random"`` (every picture then says MEANINGLESS: a check that the code runs) or a weights
-            file / checkpoint folder. Titles and ``metrics.json`` name the weights used.
-        layers: the study's layers; ``filters_per_layer`` random filters of each at ``size`` x ``size``.
-        class_index: the study's sea snake; 30 steps of 7 from gray noise at 224x224 (``None``: skip).
-        target: a real photo pushed to a class (the Mona Lisa -> triceratops).
-    """
-
-    enabled: bool = True
-    weights: str = "auto"
-    layers: tuple[str, ...] = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
-    filters_per_layer: int = 3
-    size: int = 128
-    filters: Ascent = dataclasses.field(default_factory=lambda: Ascent(steps=20, step_size=1.0, unroll=1))
-    class_index: int | None = 65
-    classes: Ascent = dataclasses.field(default_factory=lambda: Ascent(steps=30, step_size=7.0, unroll=1))
-    target: VggTargetConfig = dataclasses.field(default_factory=VggTargetConfig)
-
-
-@dataclasses.dataclass
-class Config:
-    """The see-the-world experiment.
-
-    Attributes:
-        workdir: run folders go to ``workdir/see_the_world/<run_name or timestamp>``; the trained CNN is cached
-            in ``workdir/models`` (shared with the other MNIST experiments).
-        run_name: name of the run folder (default: a timestamp).
-        data: where MNIST comes from.
-        train: how the CNN is trained if no cached checkpoint matches.
-        seed: seeds every start.
         noise_centre, noise_spread: the MNIST start ``(U(0, 1) - 0.5) * spread + centre``.
         filter_layers: layers whose filters are all visualised, one vmapped batch per layer.
         filters: the study's filter recipe in MNIST units (20 steps of 1/255).
@@ -153,26 +60,19 @@ class Config:
         fooling: Nguyen et al.'s fooling images: ascent with L2 decay towards mid-grey and periodic blur.
         thresholds: probabilities whose first crossing step is recorded.
         speed_filters: filters of the first layer timed as one batch against one by one (0: skip).
-        vgg: the VGG16 part.
     """
 
-    workdir: str = "runs"
-    run_name: str = ""
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    seed: int = 0
     noise_centre: float = 0.5
     noise_spread: float = 20.0 / 255.0
     filter_layers: tuple[str, ...] = ("conv0", "conv1")
-    filters: Ascent = dataclasses.field(default_factory=lambda: mnist_ascent(20, 1.0 / 255.0))
-    classes: Ascent = dataclasses.field(default_factory=lambda: mnist_ascent(30, 0.05))
+    filters: AscentConfig = dataclasses.field(default_factory=lambda: mnist_ascent(20, 1.0 / 255.0))
+    classes: AscentConfig = dataclasses.field(default_factory=lambda: mnist_ascent(30, 0.05))
     target: TargetConfig = dataclasses.field(default_factory=TargetConfig)
     # Rolled loop (unroll=1): XLA:CPU took over 4 minutes to compile these 100 steps fully unrolled.
-    fooling: Ascent = dataclasses.field(default_factory=lambda: mnist_ascent(
+    fooling: AscentConfig = dataclasses.field(default_factory=lambda: mnist_ascent(
         100, 0.02, decay=0.01, decay_centre=0.5, blur_every=4, blur_sigma=0.5, unroll=1))
     thresholds: tuple[float, ...] = (0.99, 0.999, 0.9999)
     speed_filters: int = 32
-    vgg: VggConfig = dataclasses.field(default_factory=VggConfig)
 
 
 def get_config() -> Config:

@@ -10,26 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxfool.data import DataConfig
-from jaxfool.train import TrainConfig
+from configs.common import MnistBase
 
 
 @dataclasses.dataclass
-class Config:
-    """Training on its own.
-
-    Attributes:
-        workdir: the run folder is ``workdir/train_mnist/<run_name or timestamp>``; the checkpoint is also
-            cached in ``workdir/models`` where the other MNIST experiments look for it.
-        run_name: name of the run folder (default: a timestamp).
-        data: where MNIST comes from.
-        train: optimisation settings.
-    """
-
-    workdir: str = "runs"
-    run_name: str = ""
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+class Config(MnistBase):
+    """Training on its own: the common fields only (:class:`configs.common.MnistBase`); the checkpoint is also
+    cached in ``workdir/models`` where the other MNIST experiments look for it."""
 
 
 def get_config() -> Config:

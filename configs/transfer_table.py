@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxfool.data import DataConfig
-from jaxfool.train import TrainConfig
+from configs.common import MnistBase
 
 
 @dataclasses.dataclass
@@ -46,24 +45,13 @@ class TransferConfig:
 
 
 @dataclasses.dataclass
-class Config:
-    """The transfer table.
+class Config(MnistBase):
+    """The transfer table (the common fields: :class:`configs.common.MnistBase`; ``train`` trains each architecture).
 
     Attributes:
-        workdir: run folders go to ``workdir/transfer_table/<run_name or timestamp>``; models are cached in
-            ``workdir/models``.
-        run_name: name of the run folder (default: a timestamp).
-        seed: seeds the attacks' randomness.
-        data: where MNIST comes from.
-        train: how each architecture is trained (if no cached checkpoint matches).
         transfer: the attacks.
     """
 
-    workdir: str = "runs"
-    run_name: str = ""
-    seed: int = 0
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     transfer: TransferConfig = dataclasses.field(default_factory=TransferConfig)
 
 

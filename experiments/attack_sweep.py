@@ -17,19 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
-import matplotlib
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from jaxfool import attacks, checkpoints, cli, defences, runs, xla, zoo  # noqa: E402
-from jaxfool.data import Mnist, load_mnist  # noqa: E402
-from jaxfool.models import Network, mnist_cnn  # noqa: E402
-from jaxfool.models.network import Params  # noqa: E402
-from jaxfool.train import TrainConfig, accuracy, one_hot, train  # noqa: E402
+from jaxfool import attacks, checkpoints, cli, defences, plots, runs, zoo
+from jaxfool.data import Mnist, load_mnist, stratified_indices
+from jaxfool.models import Network, mnist_cnn
+from jaxfool.models.network import Params
+from jaxfool.train import TrainConfig, accuracy, one_hot, train
 
 log = logging.getLogger("attack_sweep")
 
@@ -45,22 +39,6 @@ def parse_attack(spec: str, *, steps: int, pgd_steps: int, restarts: int) -> att
         overrides["restarts"] = restarts
     attack = attacks.get_attack(name, **overrides)
     return dataclasses.replace(attack, name=spec)
-
-
-def robust_accuracy(
-    attack: attacks.Attack, model: attacks.Model, x: np.ndarray, y: np.ndarray, epsilons: tuple[float, ...], *,
-    key: jax.Array, bounds: tuple[float, float], batch_size: int,
-) -> list[float]:
-    """Accuracy under ``attack`` at each of ``epsilons``; each batch is one :func:`jaxfool.attacks.sweep` call."""
-    params = attack.params(jnp.asarray(epsilons, jnp.float32))
-    predict = xla.jit(lambda m, v: m(v).argmax(-1))
-    correct = np.zeros(len(epsilons))
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        adv = attacks.sweep(attack, model, xb, yb, params, key=jax.random.fold_in(key, start), bounds=bounds)
-        preds = predict(model, adv.reshape(-1, *adv.shape[2:])).reshape(len(epsilons), -1)
-        correct += np.sum(np.asarray(preds) == yb[None], axis=1)
-    return list(correct / len(x))
 
 
 def _cached(path: pathlib.Path, like: Params, make: Callable[[], Params], meta: dict[str, Any]) -> Params:
@@ -115,58 +93,33 @@ def train_models(config: Any, data: Mnist) -> tuple[Network, dict[str, Params], 
     return net, models, details
 
 
-def plot(results: dict[str, Any], epsilons: tuple[float, ...], path: pathlib.Path) -> None:
-    """One panel per model: robust accuracy against epsilon, a line per attack."""
-    fig, axes = plt.subplots(1, len(results), figsize=(3.4 * len(results), 3.2), sharey=True, squeeze=False)
-    for ax, (model, result) in zip(axes[0], results.items(), strict=True):
-        for attack, accs in result["robust_accuracy"].items():
-            ax.plot(epsilons, accs, marker="o", markersize=3, label=attack)
-        ax.set_title(model, fontsize=10)
-        ax.set_xlabel("eps (L-inf, pixels in [0, 1])")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("robust accuracy")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def run(config: Any) -> dict[str, Any]:
     """Trains or restores the models, sweeps every attack over the epsilons; returns the metrics."""
     cli.validate(config)
     start = time.perf_counter()
-    run_dir = runs.new_run_dir(config.workdir, "attack_sweep", config.run_name)
-    runs.write_json(run_dir / "config.json", config)
+    run_dir = runs.start_run(config, "attack_sweep")
     data = load_mnist(config.data)
     net, models, details = train_models(config, data)
     s = config.sweep
-    keep = np.concatenate([np.flatnonzero(data.test_labels == c)[: max(1, s.n_test // 10)] for c in range(10)])
+    keep = stratified_indices(data.test_labels, s.n_test)
     x, y = data.test_images[keep], data.test_labels[keep]
     specs = [parse_attack(a, steps=s.steps, pgd_steps=s.pgd_steps, restarts=s.restarts) for a in s.attacks]
     results: dict[str, Any] = {}
-    key = jax.random.key(config.seed)
+    key = jax.random.key(config.seed)  # the one random section; every model faces the same attack noise
     for name, params in models.items():
         model = attacks.network_model(net, params)
-        results[name] = {
-            **details[name],
-            "test_accuracy": accuracy(net, params, data.test_images, data.test_labels),
-            "robust_accuracy": {},
-        }
+        results[name] = {**details[name], "robust_accuracy": {},
+                         "test_accuracy": accuracy(net, params, data.test_images, data.test_labels)}
         for attack in tqdm(specs, desc=f"attacks on {name}", leave=False):
-            accs = robust_accuracy(attack, model, x, y, s.epsilons, key=key, bounds=net.bounds,
-                                   batch_size=s.batch_size)
+            accs = attacks.robust_accuracy(attack, model, x, y, s.epsilons, key=key, bounds=net.bounds,
+                                           batch_size=s.batch_size)
             results[name]["robust_accuracy"][attack.name] = accs
             log.info("%s / %s: %s", name, attack.name, ", ".join(f"{e:g}:{a:.3f}" for e, a in zip(s.epsilons, accs)))
-    plot(results, s.epsilons, run_dir / "robust_accuracy.png")
-    metrics = {
-        "data_source": data.source,
-        "n_attacked": len(x),
-        "epsilons": list(s.epsilons),
-        "attacks": {a.name: runs.to_jsonable(a) for a in specs},
-        "models": results,
-        "headline": _headline(results, s.epsilons),
-        "seconds": round(time.perf_counter() - start, 1),
-    }
+    plots.curve_panels({m: r["robust_accuracy"] for m, r in results.items()}, run_dir / "robust_accuracy.png",
+                       x=s.epsilons, xlabel="eps (L-inf, pixels in [0, 1])", ylabel="robust accuracy")
+    metrics = {"data_source": data.source, "n_attacked": len(x), "epsilons": list(s.epsilons),
+               "attacks": {a.name: runs.to_jsonable(a) for a in specs}, "models": results,
+               "headline": _headline(results, s.epsilons), "seconds": round(time.perf_counter() - start, 1)}
     runs.write_json(run_dir / "metrics.json", metrics)
     log.info("headline %s; run folder %s", metrics["headline"], run_dir)
     return {**metrics, "run_dir": str(run_dir)}

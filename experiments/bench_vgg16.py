@@ -15,10 +15,9 @@ Writes ``metrics.json`` and ``config.json`` into ``<workdir>/bench_vgg16/<run>/`
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
-import resource
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxfool import cli, runs, xla
+from jaxfool import cli, runs, torch_twins, xla
+from jaxfool.benchmarking import matmul_cases, parse_compiler_options, rates, rates_table, round_robin
 from jaxfool.models import forward
 from jaxfool.models.vgg16 import BLOCKS, IMAGE_SIZE, NUM_CLASSES, vgg16
 from jaxfool.weights import random_params, to_torchvision
@@ -45,42 +45,6 @@ def vgg16_flops(size: int = IMAGE_SIZE, include_top: bool = True) -> int:
     if include_top:
         flops += 2 * (size * size * channels * 4096 + 4096 * 4096 + 4096 * NUM_CLASSES)
     return flops
-
-
-def torch_vgg16(state_dict: dict[str, np.ndarray] | None = None, *, include_top: bool = True) -> Any:
-    """A plain PyTorch VGG16 laid out as torchvision's (``features`` / ``classifier`` indices), in eval mode,
-    loaded with ``state_dict`` (numpy arrays, e.g. from :func:`jaxfool.weights.to_torchvision`) if given.
-    Without the top it returns the ``features`` output (NCHW)."""
-    import torch
-    from torch import nn
-
-    layers: list[Any] = []
-    channels = 3
-    for n, features in BLOCKS:
-        for _ in range(n):
-            layers += [nn.Conv2d(channels, features, 3, padding=1), nn.ReLU(inplace=True)]
-            channels = features
-        layers.append(nn.MaxPool2d(2, 2))
-
-    class VGG(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.features = nn.Sequential(*layers)
-            if include_top:
-                self.classifier = nn.Sequential(
-                    nn.Linear(channels * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(),
-                    nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(),
-                    nn.Linear(4096, NUM_CLASSES),
-                )
-
-        def forward(self, x: Any) -> Any:
-            x = self.features(x)
-            return self.classifier(torch.flatten(x, 1)) if include_top else x
-
-    model = VGG().eval()
-    if state_dict is not None:
-        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()})  # writable copies
-    return model
 
 
 def _jax_cases(
@@ -123,60 +87,12 @@ def _torch_cases(model: Any, x: np.ndarray, labels: np.ndarray) -> dict[str, Cal
     return {"forward": fwd, "forward+backward": fwd_bwd}
 
 
-def _peak_cases(n: int, with_torch: bool) -> dict[str, Callable[[], Any]]:
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    matmul = jax.jit(jnp.matmul)
-    cases = {"jax": lambda: jax.block_until_ready(matmul(a, b))}
-    if with_torch:
-        import torch
-
-        at, bt = torch.from_numpy(np.asarray(a)), torch.from_numpy(np.asarray(b))
-        cases["torch"] = lambda: at @ bt
-    return cases
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _seconds(fn: Callable[[], Any]) -> tuple[float, float]:
-    """``(wall, cpu)`` seconds of one call; CPU time counts all threads of this process."""
-    start, cpu = time.perf_counter(), _cpu_seconds()
-    fn()
-    return time.perf_counter() - start, _cpu_seconds() - cpu
-
-
-def compiler_options(text: str) -> dict[str, str | bool | int]:
-    """``"name=value;name=value"`` -> XLA compiler options for ``jit(...).lower(...).compile``
-    (``true``/``false`` become booleans and digits integers, as XLA's typed options need)."""
-    options: dict[str, str | bool | int] = {}
-    for item in filter(None, (part.strip() for part in text.split(";"))):
-        name, sep, value = (part.strip() for part in item.partition("="))
-        if not sep or not name.startswith("xla_"):
-            raise ValueError(f"compiler option {item!r} is not 'xla_name=value'")
-        if value.lower() in ("true", "false"):
-            options[name] = value.lower() == "true"
-        else:
-            options[name] = int(value) if value.lstrip("-").isdigit() else value
-    return options
-
-
-def _has_torch() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _implementations(config: Any) -> dict[str, dict[str, str]]:
     """``{name: XLA options}``: jaxfool's own (:func:`jaxfool.xla.cnn_compiler_options`), then one variant per
     ``config.compiler_options`` entry (an empty entry is XLA's defaults, named ``xla_default``)."""
     impls = {"jaxfool": xla.cnn_compiler_options()}
     for i, text in enumerate(config.compiler_options, 1):
-        impls["xla_default" if not text.strip() else f"jaxfool+opts{i}"] = compiler_options(text)
+        impls["xla_default" if not text.strip() else f"jaxfool+opts{i}"] = parse_compiler_options(text)
     return impls
 
 
@@ -184,16 +100,13 @@ def run(config: Any) -> dict[str, Any]:
     """Times the cases of ``config``; returns the metrics (best seconds, GFLOP/s, ratios)."""
     cli.validate(config)
     impls = _implementations(config)
-    run_dir = runs.new_run_dir(config.workdir, "bench_vgg16", config.run_name)
-    runs.write_json(run_dir / "config.json", config)
-    with_torch = config.torch and _has_torch()
+    run_dir = runs.start_run(config, "bench_vgg16")
+    with_torch = config.torch and importlib.util.find_spec("torch") is not None
     if config.torch and not with_torch:
         log.warning("PyTorch is not installed: timing jaxfool alone")
     params = jax.device_put(random_params(config.include_top, key=jax.random.key(config.seed)))
-    model = torch_vgg16(to_torchvision(params), include_top=config.include_top) if with_torch else None
-    if with_torch:
-        for p in model.parameters():
-            p.requires_grad_(False)
+    model = torch_twins.frozen(torch_twins.vgg16(to_torchvision(params), include_top=config.include_top)) \
+        if with_torch else None
     rng = np.random.default_rng(config.seed)
     cases: dict[tuple[str, ...], Callable[[], Any]] = {}
     for batch in config.batch_sizes:
@@ -208,100 +121,27 @@ def run(config: Any) -> dict[str, Any]:
         if with_torch:
             for name, fn in _torch_cases(model, x, labels).items():
                 cases[(name, str(batch), "pytorch")] = fn
-    for lib, fn in _peak_cases(config.peak_size, with_torch).items():
+    for lib, fn in matmul_cases(config.peak_size, torch=with_torch).items():
         cases[("peak", lib)] = fn
 
     load_before = os.getloadavg()
-    for key, fn in cases.items():  # compile and warm up
-        log.info("warming up %s", " ".join(key))
-        fn()
-    wall = dict.fromkeys(cases, float("inf"))
-    cpu = dict.fromkeys(cases, float("inf"))
-    for r in range(config.rounds):
-        for key, fn in cases.items():
-            w, c = _seconds(fn)
-            wall[key], cpu[key] = min(wall[key], w), min(cpu[key], c)
-        log.info("round %d/%d done", r + 1, config.rounds)
+    wall, cpu = round_robin(cases, config.rounds)
     load_after = os.getloadavg()
 
-    # Two views of the same runs. Wall clock is what a user waits. CPU time (all threads, divided by the
-    # cores) is what the run would take with the machine to itself: on a shared machine it is far less
-    # noisy, though threads spin-waiting for work count in it too.
-    cores = os.cpu_count() or 1
-    n = config.peak_size
-    libs = [key[1] for key in cases if key[0] == "peak"]
-    peaks = {lib: 2 * n**3 / wall[("peak", lib)] / 1e9 for lib in libs}
-    cpu_peaks = {lib: 2 * n**3 / (cpu[("peak", lib)] / cores) / 1e9 for lib in libs}
-    peak, cpu_peak = max(peaks.values()), max(cpu_peaks.values())
     flops = vgg16_flops(config.image_size, config.include_top)
-    results = []
-    for key, seconds in wall.items():
-        if key[0] == "peak":
-            continue
-        name, batch, impl = key
-        gflop = (2 if name == "forward+backward" else 1) * flops * int(batch) / 1e9
-        cpu_s = cpu[(name, batch, impl)]
-        row = {
-            "case": name, "batch": int(batch), "implementation": impl, "gflop": gflop,
-            "ms": 1e3 * seconds, "gflops": gflop / seconds, "peak_fraction": gflop / seconds / peak,
-            "cpu_s": cpu_s, "cpu_gflops": gflop / (cpu_s / cores), "cpu_peak_fraction": gflop / (cpu_s / cores) / cpu_peak,
-        }
-        torch_key = (name, batch, "pytorch")
-        if torch_key in wall:
-            row["time_vs_pytorch"] = seconds / wall[torch_key]
-            row["cpu_vs_pytorch"] = cpu_s / cpu[torch_key]
-        results.append(row)
+    gflop = {k: (2 if k[0] == "forward+backward" else 1) * flops * int(k[1]) / 1e9 for k in cases if k[0] != "peak"}
     metrics = {
         "model": f"vgg16{'' if config.include_top else '_notop'} at {config.image_size}x{config.image_size}",
         "device": jax.devices()[0].device_kind,
-        "cpu_count": cores,
-        "torch_threads": _torch_threads() if with_torch else None,
-        "implementations": {name: options for name, options in impls.items()},
-        "peak_gflops": peak,
-        "peak_gflops_by_library": peaks,
-        "cpu_peak_gflops": cpu_peak,
-        "cpu_peak_gflops_by_library": cpu_peaks,
+        "torch_threads": torch_twins.num_threads() if with_torch else None,
+        "implementations": impls,
         "load_average_before_after": [load_before[0], load_after[0]],
         "rounds": config.rounds,
-        "results": results,
+        **rates(wall, cpu, gflop, matmul_size=config.peak_size),
     }
     runs.write_json(run_dir / "metrics.json", metrics)
-    print(_table(metrics))
+    print(rates_table(metrics))
     return {**metrics, "run_dir": str(run_dir)}
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
-def _table(metrics: dict[str, Any]) -> str:
-    load = metrics["load_average_before_after"]
-    peaks = ", ".join(f"{k} {v:.0f}" for k, v in metrics["peak_gflops_by_library"].items())
-    cpu_peaks = ", ".join(f"{k} {v:.0f}" for k, v in metrics["cpu_peak_gflops_by_library"].items())
-    lines = [
-        (f"{metrics['model']}, f32, on {metrics['device']}: {metrics['cpu_count']} cores, load average "
-         f"{load[0]:.1f} -> {load[1]:.1f}, best of {metrics['rounds']} rounds"),
-        (f"matmul peak: wall clock {metrics['peak_gflops']:.0f} GFLOP/s ({peaks}); "
-         f"CPU time / cores {metrics['cpu_peak_gflops']:.0f} GFLOP/s ({cpu_peaks})"),
-    ]
-    lines += [f"{name}: XLA options {opts}" for name, opts in metrics["implementations"].items() if opts]
-    lines += [
-        "",
-        ("| case | batch | implementation | ms | GFLOP/s | % peak | time vs PyTorch "
-         "| CPU s | GFLOP/s (CPU) | % peak (CPU) | CPU vs PyTorch |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in metrics["results"]:
-        ratio = f"{r['time_vs_pytorch']:.2f}x" if "time_vs_pytorch" in r else "-"
-        cpu_ratio = f"{r['cpu_vs_pytorch']:.2f}x" if "cpu_vs_pytorch" in r else "-"
-        lines.append(
-            f"| {r['case']} | {r['batch']} | {r['implementation']} | {r['ms']:.0f} | {r['gflops']:.0f} | "
-            f"{100 * r['peak_fraction']:.0f}% | {ratio} | {r['cpu_s']:.2f} | {r['cpu_gflops']:.0f} | "
-            f"{100 * r['cpu_peak_fraction']:.0f}% | {cpu_ratio} |"
-        )
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -23,20 +23,11 @@ from jaxfool import cli, runs
 from jaxfool.explain import cams
 from jaxfool.explain.render import overlay, save_layers_gif
 from jaxfool.imagenet import decode_predictions
-from jaxfool.images import Images, load_image, load_image_folder, sample_photo
+from jaxfool.images import load_image_folder, sample_photos
 from jaxfool.models import predict_proba
 from jaxfool.weights import load_vgg16
 
 log = logging.getLogger("fool_vgg16")
-SAMPLE_PHOTOS = ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg")
-
-
-def sample_photos() -> Images:
-    """scikit-image's sample photos (a cat, a coffee cup, an astronaut, a rocket) at 224 x 224."""
-    paths = tuple(sample_photo(name) for name in SAMPLE_PHOTOS)
-    return Images(np.stack([load_image(p) for p in paths]), paths, ())
-
-
 def run(config: Any) -> dict[str, Any]:
     """Runs the experiment for ``config`` (see ``configs/fool_vgg16.py``); returns the metrics."""
     cli.validate(config)

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from jaxfool import cli, explain, runs, zoo
-from jaxfool.data import load_mnist
+from jaxfool.data import load_mnist, stratified_indices
 from jaxfool.explain import render
 from jaxfool.models import mnist_cnn, predict_proba
 
@@ -32,18 +32,18 @@ def run(config: Any) -> dict[str, Any]:
     """Measures the overlaps for ``config`` (see ``configs/ink_overlap.py``); returns the metrics."""
     cli.validate(config)
     start = time.perf_counter()
-    run_dir = runs.new_run_dir(config.workdir, "ink_overlap", config.run_name)
-    runs.write_json(run_dir / "config.json", config)
+    run_dir = runs.start_run(config, "ink_overlap")
     data = load_mnist(config.data)
     net = mnist_cnn()
     params, info = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models")
-    images = data.test_images[balanced_indices(data.test_labels, config.num_images)]
+    images = data.test_images[stratified_indices(data.test_labels, config.num_images, interleave=True)]
 
     metrics: dict[str, Any] = {"data_source": data.source, "test_accuracy": info["test_accuracy"],
                                "num_images": len(images), "fraction": config.fraction}
     for baseline in (config.occlusion.baseline, *config.other_baselines):
         occ = dataclasses.replace(config.occlusion, baseline=baseline)
-        out = explain.ink_overlap(net, params, images, key=jax.random.key(config.seed), fraction=config.fraction,
+        key = jax.random.key(config.seed)  # the one random section: the same random maps for each baseline
+        out = explain.ink_overlap(net, params, images, key=key, fraction=config.fraction,
                                   occlusion_config=occ, threshold=config.ink_threshold)
         metrics[f"baseline_{baseline:g}"] = {
             **out.summary(),
@@ -61,19 +61,13 @@ def run(config: Any) -> dict[str, Any]:
     return {**metrics, "run_dir": str(run_dir)}
 
 
-def balanced_indices(labels: np.ndarray, n: int) -> np.ndarray:
-    """The first ``n`` indices of the classes taken in turn (the embedded test set is sorted by class)."""
-    per_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
-    order = [idx[i] for i in range(max(map(len, per_class))) for idx in per_class if i < len(idx)]
-    return np.asarray(order[:n])
-
-
 def save_examples(net, params, images: np.ndarray, config: Any, path: pathlib.Path) -> None:
     """One row per digit: the digit, its occlusion map, the top region over the ink, and Grad-CAM."""
     panels = []
     labels = np.asarray(predict_proba(net, params, images).argmax(-1))
+    spec, hyper = config.occlusion.build()
     for x, y in zip(images, labels, strict=True):
-        occ = explain.occlusion(net, params, x, int(y), **dataclasses.asdict(config.occlusion))
+        occ = spec(net, params, x, int(y), hyper)
         cam = explain.grad_cam(net, params, x, int(y), layer=explain.spatial_layers(net, params, x)[-1])
         top = np.asarray(explain.top_k_region(occ, config.fraction))
         ink = np.asarray(explain.ink_mask(x, threshold=config.ink_threshold))

@@ -17,8 +17,8 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxfool import attacks, cli, runs, xla, zoo
-from jaxfool.data import load_mnist
+from jaxfool import attacks, cli, runs, zoo
+from jaxfool.data import load_mnist, stratified_indices
 from jaxfool.models import mnist_cnn
 from jaxfool.models.mnist_zoo import mnist_mlp, mnist_resnet
 
@@ -46,8 +46,7 @@ def run(config: Any) -> dict[str, Any]:
     if unknown:
         raise cli.ConfigError(f"unknown transfer.models {unknown}; valid: {', '.join(ARCHITECTURES)}")
     start = time.perf_counter()
-    run_dir = runs.new_run_dir(config.workdir, "transfer_table", config.run_name)
-    runs.write_json(run_dir / "config.json", config)
+    run_dir = runs.start_run(config, "transfer_table")
     data = load_mnist(config.data)
     cache = pathlib.Path(config.workdir) / "models"
     nets, models, info = {}, {}, {}
@@ -56,17 +55,11 @@ def run(config: Any) -> dict[str, Any]:
         params, meta = zoo.load_or_train(nets[name], data, config.train, cache_dir=cache)
         models[name] = attacks.network_model(nets[name], params)
         info[name] = {"checkpoint": meta["checkpoint"], "test_accuracy": meta["test_accuracy"]}
-    keep = np.concatenate([np.flatnonzero(data.test_labels == c)[: max(1, t.n_test // 10)] for c in range(10)])
+    keep = stratified_indices(data.test_labels, t.n_test)
     x, y = data.test_images[keep], data.test_labels[keep]
-    predict = xla.jit(lambda m, v: m(v).argmax(-1))
-
-    def error(model, images) -> float:
-        preds = np.concatenate([np.asarray(predict(model, images[i : i + t.batch_size]))
-                                for i in range(0, len(images), t.batch_size)])
-        return float(np.mean(preds != y))
-
+    error = lambda model, images: float(np.mean(attacks.predict_labels(model, images, batch_size=t.batch_size) != y))
     clean_error = {name: error(model, x) for name, model in models.items()}
-    key = jax.random.key(config.seed)
+    key = jax.random.key(config.seed)  # the one random section: crafting
     success: dict[str, dict[str, dict[str, float]]] = {}
     for source in t.models:
         success[source] = {}

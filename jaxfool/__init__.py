@@ -15,7 +15,7 @@ Subpackages and modules, one job each:
 * :mod:`jaxfool.checkpoints`, :mod:`jaxfool.runs`, :mod:`jaxfool.cli`, :mod:`jaxfool.plots` -- experiment plumbing.
 """
 
-from jaxfool.backwork import BackworkConfig, BackworkResult, SweepConfig, run_backwork
+from jaxfool.backwork import BackworkConfig, BackworkResult, BackworkSweepConfig, run_backwork
 from jaxfool.data import DataConfig, Mnist, load_mnist
 from jaxfool.imagenet import decode_predictions, preprocess_input
 from jaxfool.images import load_image_folder
@@ -37,10 +37,10 @@ __version__ = "0.1.0"
 __all__ = [
     "BackworkConfig",
     "BackworkResult",
+    "BackworkSweepConfig",
     "DataConfig",
     "Mnist",
     "Network",
-    "SweepConfig",
     "TrainConfig",
     "accuracy",
     "decode_predictions",

@@ -28,7 +28,7 @@ import dataclasses
 import functools
 import itertools
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +37,7 @@ import optax
 from tqdm.auto import tqdm
 
 from jaxfool import xla
+from jaxfool.data.subsets import stratified_indices
 from jaxfool.models.network import Network, Params, forward
 
 Array = jax.Array
@@ -65,7 +66,9 @@ class BackworkConfig:
             ``prob_cap_min`` (the study ran one label at a time); by default all labels of a setting form
             one batch and stop together.
         labels: the target labels.
-        seed: seeds initialisation and re-initialisation.
+
+    :meth:`build` turns it (and a sweep) into what reaches ``jax.jit``: the static :class:`Backwork` and the
+    traced :class:`BackworkParams`. The PRNG key is an argument of :func:`run_backwork`.
     """
 
     images_per_label: int = 8
@@ -82,7 +85,6 @@ class BackworkConfig:
     output_loss: str = "cross_entropy"
     stop_per_label: bool = False
     labels: tuple[int, ...] = tuple(range(10))
-    seed: int = 0
 
     def validate(self) -> None:
         if self.images_per_label < 2:
@@ -97,10 +99,49 @@ class BackworkConfig:
             raise ValueError(f"backwork.output_loss={self.output_loss!r} is not one of {', '.join(OUTPUT_LOSSES)}")
         if not self.labels:
             raise ValueError("backwork.labels is empty; give at least one label, e.g. (0,)")
+        if len(self.layer_factors) == 0:
+            raise ValueError("backwork.layer_factors is empty; give one factor per layer, the output last")
+
+    def build(self, sweep: BackworkSweepConfig | None = None) -> tuple[Backwork, BackworkParams]:
+        """The static settings and the traced hyperparameters stacked over the sweep's settings: leaves
+        ``[settings, ...]`` (one setting without a sweep)."""
+        self.validate()
+        spec = Backwork(
+            images_per_label=int(self.images_per_label), num_mono_dec_saves=int(self.num_mono_dec_saves),
+            reinit_below=float(self.reinit_below), prob_cap_min=float(self.prob_cap_min),
+            output_loss=self.output_loss,
+        )
+        settings = (sweep or BackworkSweepConfig()).settings(self)
+        hyper = BackworkParams(
+            prev_coeff=jnp.array([s["prev_coeff"] for s in settings], jnp.float32),
+            sim_coeff=jnp.array([s["sim_coeff"] for s in settings], jnp.float32),
+            learning_rate=jnp.array([s["learning_rate"] for s in settings], jnp.float32),
+            layer_factors=jnp.tile(jnp.asarray(self.layer_factors, jnp.float32), (len(settings), 1)),
+        )
+        return spec, hyper
+
+
+@dataclasses.dataclass(frozen=True)
+class Backwork:
+    """The static part of the search: what fixes the compiled steps. Hashable: a static argument of ``jax.jit``.
+
+    Attributes:
+        images_per_label: generated inputs per label (the batch).
+        num_mono_dec_saves: re-initialise an input whose probability has not risen over this many checks...
+        reinit_below: ...while it is below this probability.
+        prob_cap_min: a label's batch is done when its least confident input reaches this probability.
+        output_loss: ``"cross_entropy"`` or ``"one_minus_p"`` (see :func:`output_cost`).
+    """
+
+    images_per_label: int = 8
+    num_mono_dec_saves: int = 3
+    reinit_below: float = 0.99
+    prob_cap_min: float = 0.999
+    output_loss: str = "cross_entropy"
 
 
 @dataclasses.dataclass
-class SweepConfig:
+class BackworkSweepConfig:
     """A grid of backwork hyperparameters run as one vmapped program; empty tuples keep the base value."""
 
     prev_coeff: tuple[float, ...] = ()
@@ -113,7 +154,7 @@ class SweepConfig:
         return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
 
-class Hyper(NamedTuple):
+class BackworkParams(NamedTuple):
     """Traced hyperparameters: vmapping over a stack of these is a sweep without recompilation."""
 
     prev_coeff: Array
@@ -230,7 +271,7 @@ def backwork_cost(
     x: Array,
     refs: References,
     label: Array,
-    hyper: Hyper,
+    hyper: BackworkParams,
     output_loss: str = "cross_entropy",
 ) -> tuple[Array, Array]:
     """The total backwork cost of one label's batch ``x: [batch, H, W, C]``, and its logits."""
@@ -250,15 +291,15 @@ def backwork_cost(
 # ------------------------------------------------------------------------------------------ one label's step
 
 
-def init_state(net: Network, config: BackworkConfig, *, key: Array) -> State:
+def init_state(net: Network, spec: Backwork, *, key: Array) -> State:
     """Inputs drawn uniformly in the network's bounds, fresh optimiser state, empty history."""
-    b = config.images_per_label
+    b = spec.images_per_label
     lo, hi = net.bounds
     x = jax.random.uniform(key, (b, *net.input_shape), minval=lo, maxval=hi)
     return State(
         x=x,
         adam=optax.scale_by_adam().init(x),
-        history=jnp.full((config.num_mono_dec_saves + 1, b), -1.0, jnp.float32),
+        history=jnp.full((spec.num_mono_dec_saves + 1, b), -1.0, jnp.float32),
         prob=jnp.zeros(b),
         reinitialised=jnp.zeros(b, jnp.int32),
         steps=jnp.zeros((), jnp.int32),
@@ -284,7 +325,7 @@ def backwork_update(
     params: Params,
     refs: References,
     label: Array,
-    hyper: Hyper,
+    hyper: BackworkParams,
     state: State,
     output_loss: str = "cross_entropy",
 ) -> State:
@@ -301,7 +342,7 @@ def backwork_update(
 
 
 def backwork_check(
-    net: Network, config: BackworkConfig, params: Params, label: Array, state: State, *, key: Array
+    net: Network, spec: Backwork, params: Params, label: Array, state: State, *, key: Array
 ) -> State:
     """The study's "save": probabilities of one label's batch, re-initialisation of stuck inputs, stopping.
 
@@ -309,7 +350,7 @@ def backwork_check(
     """
     prob = jax.nn.softmax(forward(net, params, state.x)[0])[:, label]
     history = jnp.concatenate([state.history[1:], prob[None]])
-    redo = stuck(history, prob, config.reinit_below)
+    redo = stuck(history, prob, spec.reinit_below)
     per_image = redo.reshape(-1, *([1] * (state.x.ndim - 1)))
     x = jnp.where(per_image, jax.random.uniform(key, state.x.shape, minval=net.bounds[0], maxval=net.bounds[1]), state.x)
     adam = state.adam._replace(
@@ -322,12 +363,21 @@ def backwork_check(
         prob=prob,
         reinitialised=state.reinitialised + redo,
         steps=state.steps,
-        done=jnp.min(prob) >= config.prob_cap_min,
+        done=jnp.min(prob) >= spec.prob_cap_min,
     )
     return jax.tree.map(lambda old, n: jnp.where(state.done, old, n), state, new)
 
 
 # ------------------------------------------------------------------------------------- references and runs
+
+
+@functools.partial(xla.jit, static_argnames=("net", "layers"))
+def activations(net: Network, params: Params, x: Array, layers: tuple[str, ...]) -> dict[str, Array]:
+    """The named activations ``layers`` of a batch ``x: [batch, H, W, C]``: leaves ``[batch, ...]``.
+
+    One jitted function for the module, so that every call with the same network and shapes reuses one program.
+    """
+    return forward(net, params, x, layers=layers)[1]
 
 
 def reference_activations(
@@ -343,8 +393,8 @@ def reference_activations(
         raise ValueError(f"no training examples of label {targets[counts.index(0)]}; check backwork.labels")
     n = min(per_label, *counts)
     layers = net.layer_names[:-1]
-    acts_fn = xla.jit(lambda x: forward(net, params, x, layers=layers)[1])
-    per_target = [acts_fn(jnp.asarray(images[np.flatnonzero(labels == t)[:n]])) for t in targets]
+    per_target = [activations(net, params, jnp.asarray(images[np.flatnonzero(labels == t)[:n]]), layers)
+                  for t in targets]
     out, sqnorm = {}, {}
     for name in layers:
         stacked = jnp.stack([acts[name] for acts in per_target])  # [labels, n, ...]
@@ -376,17 +426,20 @@ class BackworkResult(NamedTuple):
     settings: list[dict[str, float]]
     labels: tuple[int, ...]
 
-
-def make_hypers(config: BackworkConfig, settings: Sequence[dict[str, float]]) -> Hyper:
-    """Stacks sweep settings into a :class:`Hyper` with leading axis ``[settings]``."""
-    if len(config.layer_factors) == 0:
-        raise ValueError("backwork.layer_factors is empty; give one factor per layer, the output last")
-    return Hyper(
-        prev_coeff=jnp.array([s["prev_coeff"] for s in settings], jnp.float32),
-        sim_coeff=jnp.array([s["sim_coeff"] for s in settings], jnp.float32),
-        learning_rate=jnp.array([s["learning_rate"] for s in settings], jnp.float32),
-        layer_factors=jnp.tile(jnp.asarray(config.layer_factors, jnp.float32), (len(settings), 1)),
-    )
+    def summary(self, setting: int = 0, cap: float = 0.999) -> dict[str, Any]:
+        """One setting's per-image confidences (label-major), labels, steps and re-initialisations, and how many
+        inputs reach ``cap`` and 0.9999."""
+        probs = self.probs[setting]  # [labels, batch]
+        return {
+            "confidences": probs.reshape(-1).tolist(),
+            "labels": np.repeat(self.labels, probs.shape[1]).tolist(),
+            "steps": self.steps[setting].tolist(),
+            "reinitialised": self.reinitialised[setting].reshape(-1).tolist(),
+            "n_at_least_cap": int((probs >= cap).sum()),
+            "n_at_least_0.9999": int((probs >= 0.9999).sum()),
+            "median_confidence": float(np.median(probs)),
+            "min_confidence": float(probs.min()),
+        }
 
 
 class Steps(NamedTuple):
@@ -401,31 +454,21 @@ class Steps(NamedTuple):
     check: Callable[..., State]
 
 
-def make_steps(net: Network, config: BackworkConfig) -> Steps:
+@functools.lru_cache(maxsize=16)
+def make_steps(net: Network, spec: Backwork) -> Steps:
     """vmaps :func:`backwork_update` and :func:`backwork_check` over labels, then over sweep settings, and jits.
 
-    The same network and check settings give the same compiled functions, so repeated searches (retraining
-    rounds, tests) compile once.
+    Cached on ``(net, spec)``, both hashable: repeated searches (retraining rounds, tests) compile once.
     """
-    return _make_steps(net, config.reinit_below, config.prob_cap_min, config.num_mono_dec_saves, config.output_loss)
-
-
-@functools.lru_cache(maxsize=16)
-def _make_steps(
-    net: Network, reinit_below: float, prob_cap_min: float, num_mono_dec_saves: int, output_loss: str
-) -> Steps:
-    config = BackworkConfig(
-        reinit_below=reinit_below, prob_cap_min=prob_cap_min, num_mono_dec_saves=num_mono_dec_saves
-    )
 
     def update_one(params, refs, label, hyper, state):
-        return backwork_update(net, params, refs, label, hyper, state, output_loss)
+        return backwork_update(net, params, refs, label, hyper, state, spec.output_loss)
 
     update = jax.vmap(update_one, in_axes=(None, 0, 0, None, 0))
     update = jax.vmap(update, in_axes=(None, None, None, 0, 0))
 
     def check_one(params, label, state, key):
-        return backwork_check(net, config, params, label, state, key=key)
+        return backwork_check(net, spec, params, label, state, key=key)
 
     # Keys are per label, shared by all settings: every setting of a sweep starts from the same noise.
     check = jax.vmap(jax.vmap(check_one, in_axes=(None, 0, 0, 0)), in_axes=(None, None, 0, None))
@@ -438,8 +481,9 @@ def run_backwork(
     train_images: np.ndarray,
     train_labels: np.ndarray,
     config: BackworkConfig,
-    sweep: SweepConfig | None = None,
+    sweep: BackworkSweepConfig | None = None,
     *,
+    key: Array,
     desc: str = "backwork",
 ) -> BackworkResult:
     """Runs the backwork search for every label (and sweep setting) at once.
@@ -451,25 +495,24 @@ def run_backwork(
         train_labels: ``[n]`` their labels.
         config: the search settings.
         sweep: optional grid of hyperparameters, run as one vmapped program.
+        key: PRNG key of the initial inputs and of every re-initialisation.
         desc: progress-bar label.
     """
-    config.validate()
+    spec, hypers = config.build(sweep)
     if len(config.layer_factors) != len(net.layer_names):
         raise ValueError(
             f"backwork.layer_factors has {len(config.layer_factors)} entries but {net.name} has "
             f"{len(net.layer_names)} layers ({', '.join(net.layer_names)}); give one factor per layer"
         )
     targets = tuple(net.check_class(t) for t in config.labels)
-    settings = (sweep or SweepConfig()).settings(config)
+    settings = (sweep or BackworkSweepConfig()).settings(config)
     refs = reference_activations(net, params, train_images, train_labels, targets, config.refs_per_label)
-    hypers = make_hypers(config, settings)
     n_set, n_lab = len(settings), len(targets)
 
-    key = jax.random.key(config.seed)
     init_key, key = jax.random.split(key)
-    one_setting = jax.vmap(lambda k: init_state(net, config, key=k))(jax.random.split(init_key, n_lab))
+    one_setting = jax.vmap(lambda k: init_state(net, spec, key=k))(jax.random.split(init_key, n_lab))
     state = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_set, *a.shape)).copy(), one_setting)
-    steps = make_steps(net, config)
+    steps = make_steps(net, spec)
     labels = jnp.asarray(targets, jnp.int32)
     with tqdm(range(config.max_steps), desc=desc, leave=False) as bar:
         for _ in bar:
@@ -512,6 +555,58 @@ def nearest_distances(queries: np.ndarray, pool: np.ndarray, *, exclude_self: bo
             sq = sq.at[jnp.arange(sq.shape[0]), jnp.arange(i, i + sq.shape[0])].set(jnp.inf)
         out.append(np.sqrt(np.maximum(np.asarray(sq.min(1)), 0.0)))
     return np.concatenate(out)
+
+
+def nearest_neighbour_report(
+    net: Network, params: Params, generated: np.ndarray, labels: Sequence[int], train_images: np.ndarray,
+    train_labels: np.ndarray, *, max_train: int = 0, batch_size: int = 500,
+) -> dict[str, Any]:
+    """Per layer, the generated inputs' distance to their nearest training example next to the training
+    examples' own nearest-neighbour distance (leave-one-out), per label.
+
+    Distances are Euclidean, on each reference layer's activations (``inputs`` is pixel space); training
+    examples are compared against all kept training examples (any label).
+
+    Args:
+        net, params: the network.
+        generated: ``[labels, batch, H, W, C]``, e.g. one setting of :attr:`BackworkResult.images`.
+        labels: the label of each row of ``generated``.
+        train_images: ``[n, H, W, C]``.
+        train_labels: ``[n]``.
+        max_train: keep this many training examples, stratified by class (0: all).
+        batch_size: examples per forward pass (bounds memory).
+
+    Returns:
+        ``{"train_examples", "layers": {layer: [per label: generated_nn, train_nn_median,
+        all_generated_exceed_train_median]}, "pixel_space_all_exceed": [per label]}``.
+    """
+    keep = stratified_indices(train_labels, max_train)
+    tr_x, tr_y = train_images[keep], train_labels[keep]
+    layers = net.layer_names[:-1]
+
+    def acts(x: np.ndarray) -> dict[str, np.ndarray]:
+        chunks = [activations(net, params, jnp.asarray(x[i : i + batch_size]), layers)
+                  for i in range(0, len(x), batch_size)]
+        return {k: np.concatenate([np.asarray(c[k]).reshape(len(c[k]), -1) for c in chunks]) for k in layers}
+
+    gen_acts = acts(generated.reshape(-1, *generated.shape[2:]))
+    tr_acts = acts(tr_x)
+    out: dict[str, Any] = {"train_examples": len(keep), "layers": {}}
+    for layer in layers:
+        gen_nn = nearest_distances(gen_acts[layer], tr_acts[layer]).reshape(len(labels), -1)
+        tr_nn = nearest_distances(tr_acts[layer], tr_acts[layer], exclude_self=True)
+        per_label = []
+        for i, lab in enumerate(labels):
+            median_train = float(np.median(tr_nn[tr_y == lab]))
+            per_label.append({
+                "label": int(lab),
+                "generated_nn": gen_nn[i].tolist(),
+                "train_nn_median": median_train,
+                "all_generated_exceed_train_median": bool((gen_nn[i] > median_train).all()),
+            })
+        out["layers"][layer] = per_label
+    out["pixel_space_all_exceed"] = [p["all_generated_exceed_train_median"] for p in out["layers"][layers[0]]]
+    return out
 
 
 def logspace_factors(num_layers: int, output_boost: float = 100.0) -> tuple[float, ...]:

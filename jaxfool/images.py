@@ -131,3 +131,13 @@ def sample_photo(name: str) -> Path:
         raise FileNotFoundError(f"{name!r} is neither an image file nor a scikit-image sample photo "
                                 f"({', '.join(known)})")
     return found[0]
+
+
+#: The photos :func:`sample_photos` loads: a cat, a coffee cup, an astronaut, a rocket.
+SAMPLE_PHOTOS = ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg")
+
+
+def sample_photos(names: tuple[str, ...] = SAMPLE_PHOTOS) -> Images:
+    """scikit-image's sample photos ``names`` as :class:`Images` at 224 x 224 (:func:`load_image`)."""
+    paths = tuple(sample_photo(name) for name in names)
+    return Images(np.stack([load_image(p) for p in paths]), paths, ())

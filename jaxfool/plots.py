@@ -85,6 +85,30 @@ def curves(
     plt.close(fig)
 
 
+def curve_panels(
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    path: str | os.PathLike,
+    *,
+    x: Sequence[float],
+    xlabel: str,
+    ylabel: str,
+) -> None:
+    """Saves one panel per entry of ``panels`` side by side, sharing the y axis: in each, one line per series
+    ``{name: [len(x)] values}`` against ``x``."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), sharey=True, squeeze=False)
+    for ax, (title, series) in zip(axes[0], panels.items(), strict=True):
+        for name, ys in series.items():
+            ax.plot(x, ys, marker="o", markersize=3, label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _wrap(title: str, inches: float) -> str:
     # About 13 characters per inch at 10 points: long titles wrap instead of running off the figure.
     width = max(16, int(inches * 13))
@@ -94,3 +118,47 @@ def _wrap(title: str, inches: float) -> str:
 def probability_caption(p: float) -> str:
     """``0.99993`` -> ``"p=0.99993"``, with enough digits to tell 0.999 from 0.9999."""
     return f"p={p:.5f}" if p < 0.99999 else f"p={p:.6f}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The pictures of jaxfool.visualize's ascents (filters, classes, an image pushed to a class).
+
+
+def filter_grid(shown: np.ndarray, values: np.ndarray, path: str | os.PathLike, *, title: str, cols: int = 8) -> None:
+    """``path``: the filter images ``shown [n, H, W, C]`` (in [0, 1]) strongest first, 8 to a row, captioned with
+    their final mean activation; ``<path stem>_curves.png``: the 8 strongest filters' ``values [n, steps + 1]``."""
+    path = os.fspath(path)
+    final = values[:, -1]
+    order = np.argsort(-final, kind="stable")
+    rows = -(-len(order) // cols)
+    cells = np.ones((rows * cols, *shown.shape[1:]), np.float32)
+    cells[: len(order)] = shown[order]
+    caps = [f"#{i} {final[i]:.2f}" for i in order] + [""] * (rows * cols - len(order))
+    image_grid(cells.reshape(rows, cols, *shown.shape[1:]), path, captions=[caps[i * cols:(i + 1) * cols]
+                                                                              for i in range(rows)],
+               title=f"{title}: filters by final mean activation")
+    curves({f"#{i}": values[i] for i in order[:8]}, path.removesuffix(".png") + "_curves.png", xlabel="step",
+           ylabel="mean activation", title=f"{title}: the 8 strongest filters", x=np.arange(values.shape[1]))
+
+
+def class_grid(images: np.ndarray, labels: Sequence[int], curves_: np.ndarray, image_path: str | os.PathLike,
+               curve_path: str | os.PathLike, *, title: str) -> None:
+    """One row of class images ``images [n, H, W, C]`` captioned ``label: p``, and ``1 - p`` per step (log scale)
+    from ``curves_ [n, steps + 1]``."""
+    caps = [[f"{lab}: {probability_caption(c[-1])}" for lab, c in zip(labels, curves_, strict=True)]]
+    image_grid(np.asarray(images)[None], image_path, captions=caps, title=title)
+    curves({str(lab): np.maximum(1.0 - np.asarray(c), 1e-8) for lab, c in zip(labels, curves_, strict=True)},
+           curve_path, xlabel="step", ylabel="1 - p(class)", title=title, logy=True, x=np.arange(curves_.shape[1]))
+
+
+def snapshot_sequence(shown: np.ndarray, steps: Sequence[int], probs: Sequence[float], curve: Sequence[float],
+                      path: str | os.PathLike, *, label: str, title: str, cell_inches: float = 1.1) -> None:
+    """``path``: snapshots ``shown [k, H, W, C]`` (in [0, 1]) captioned ``step: p(label)``; ``<path stem>_curve.png``:
+    ``curve`` (p at every step)."""
+    path = os.fspath(path)
+    # Four significant digits below 0.99: a start of 0.00016 must not read as 0.00000.
+    caps = [[f"{s}: {probability_caption(p) if p >= 0.99 else f'p={p:.4g}'}" for s, p in zip(steps, probs,
+                                                                                             strict=True)]]
+    image_grid(shown[None], path, captions=caps, cell_inches=cell_inches, title=f"{title}; step: p({label})")
+    curves({f"p({label})": curve}, path.removesuffix(".png") + "_curve.png", xlabel="step", ylabel="probability",
+           title=title, x=np.arange(len(curve)))

@@ -11,11 +11,12 @@ The recipes of "How convolutional neural networks see the world" (Keras blog, VG
 * class maximisation: :func:`class_objective` (softmax output of a class), step 7 for 30 steps at 224x224;
 * image to target class: the class objective from a real image, step 0.01;
 * fooling images (Nguyen et al. 2015): the class objective with L2 decay and periodic Gaussian blur
-  (:class:`Ascent` ``decay``/``blur_every``), with :func:`crossing_steps` for 0.99 / 0.999 / 0.9999.
+  (:class:`AscentConfig` ``decay``/``blur_every``), with :func:`crossing_steps` for 0.99 / 0.999 / 0.9999.
 
 Everything runs through ONE step loop, :func:`ascend`, over ONE example; callers ``jax.vmap`` it (a whole
 layer's filters or all classes as one batch, see :func:`visualize_filters` and :func:`maximize_classes`) and
-``jax.jit`` it with the network and :class:`Ascent` static. Optional, each off by default: random jitter,
+``jax.jit`` it with the network and :class:`Ascent` static and :class:`AscentParams` traced (both built from
+an :class:`AscentConfig` by its ``build()``). Optional, each off by default: random jitter,
 scale and rotation of the image before the objective (Lucid's transformation robustness), a total-variation
 penalty, and Lucid's Fourier / decorrelated-colour parameterisation (:func:`fourier_image`).
 
@@ -23,7 +24,7 @@ Pixel units are the network's: the study's defaults (centre 128, spread 20, step
 ``preprocess=True`` (RGB in ``[0, 255]``). For the MNIST CNN (pixels in ``[0, 1]``) use :data:`MNIST_NOISE`
 and the step sizes documented in ``configs/see_the_world.py``.
 
-The step loop is a ``lax.scan``, fully unrolled by default (``Ascent.unroll=0``). Measured on this 2-core
+The step loop is a ``lax.scan``, fully unrolled by default (``AscentConfig.unroll=0``). Measured on this 2-core
 XLA:CPU (trained MNIST CNN, 64 conv1 filters x 20 steps as one vmapped batch): rolled loop 3.0 s per run,
 fully unrolled 0.85 s (3.5x); 10 classes x 30 steps: 1.43 s rolled, 0.32 s unrolled (4.5x); an unroll factor
 of 5 was as slow as the rolled loop. Convolutions inside a while-loop body are what is slow on XLA:CPU.
@@ -36,14 +37,16 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxfool import xla
-from jaxfool.models.network import Network, Params, activation_shapes, forward
+from jaxfool.explain._common import check_score, class_score
+from jaxfool.models.network import Network, Params, activation_shapes, forward, predict_proba
 
 Array = jax.Array
 Objective = Callable[[Array], Array]  # x [H, W, C] -> scalar
@@ -84,6 +87,11 @@ def deprocess_image(x: Array) -> Array:
     return jnp.clip(normalize_image(x) * 255.0, 0.0, 255.0).astype(jnp.uint8)
 
 
+def deprocessed(x: Array) -> np.ndarray:
+    """:func:`deprocess_image` of each of ``x [n, H, W, C]``, as float32 in ``[0, 1]`` (for plotting)."""
+    return np.asarray(jax.vmap(deprocess_image)(jnp.asarray(x))).astype(np.float32) / 255.0
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Objectives: functions of ONE example x [H, W, C] to a scalar. Indices may be traced, so they vmap.
 
@@ -98,15 +106,12 @@ def filter_objective(net: Network, params: Params, layer: str, index: Array | in
     return objective
 
 
-def class_objective(net: Network, params: Params, label: Array | int, *, score: str = "proba") -> Objective:
-    """The softmax probability (``score="proba"``, the study's) or the logit of class ``label``."""
-    if score not in ("proba", "logit"):
-        raise ValueError(f"unknown score {score!r}; use 'proba' or 'logit'")
+def class_objective(net: Network, params: Params, label: Array | int, *, score: str = "probability") -> Objective:
+    """The softmax probability (``score="probability"``, the study's) or the logit of class ``label``."""
+    check_score(score)
 
     def objective(x: Array) -> Array:
-        logits = forward(net, params, x[None])[0][0]
-        out = jax.nn.softmax(logits) if score == "proba" else logits
-        return out[label]
+        return class_score(forward(net, params, x[None])[0][0], label, score)
 
     return objective
 
@@ -157,13 +162,14 @@ def affine(x: Array, angle_degrees: Array | float, scale: Array | float) -> Arra
     return jax.vmap(sample, in_axes=2, out_axes=2)(x)
 
 
-def random_transform(x: Array, ascent: Ascent, *, key: Array) -> Array:
-    """Lucid's transformation robustness: jitter, then a random zoom and rotation, as ``ascent`` sets them."""
+def random_transform(x: Array, ascent: Ascent, hyper: AscentParams, *, key: Array) -> Array:
+    """Lucid's transformation robustness on ``x: [H, W, C]``: jitter, then a random zoom and rotation, as
+    ``ascent`` (which pieces) and ``hyper`` (their ranges) set them."""
     k_jit, k_scale, k_rot = jax.random.split(key, 3)
     x = jitter(x, ascent.jitter, key=k_jit)
-    if ascent.scale > 0 or ascent.rotate > 0:
-        s = 1.0 + jax.random.uniform(k_scale, (), minval=-ascent.scale, maxval=ascent.scale)
-        a = jax.random.uniform(k_rot, (), minval=-ascent.rotate, maxval=ascent.rotate)
+    if ascent.transform:
+        s = 1.0 + jax.random.uniform(k_scale, (), minval=-hyper.scale, maxval=hyper.scale)
+        a = jax.random.uniform(k_rot, (), minval=-hyper.rotate, maxval=hyper.rotate)
         x = affine(x, a, s)
     return x
 
@@ -180,7 +186,9 @@ def _spectrum_scale(h: int, w: int, decay_power: float) -> np.ndarray:
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.rfftfreq(w)[None, :]
     freqs = np.sqrt(fx * fx + fy * fy)
-    return (1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** decay_power).astype(np.float32)
+    # Lucid's `scale *= np.sqrt(w * h)` (optvis/param/spatial.py): without it a 224x224 start is 224x too flat
+    # and pixel-space step sizes do not carry over.
+    return (np.sqrt(w * h) / np.maximum(freqs, 1.0 / max(h, w)) ** decay_power).astype(np.float32)
 
 
 def fourier_init(shape: Sequence[int], *, key: Array, sd: float = 0.01) -> Array:
@@ -195,7 +203,7 @@ def fourier_image(
 ) -> Array:
     """The image ``[H, W, C]`` in ``bounds`` that a spectrum from :func:`fourier_init` parameterises.
 
-    As Lucid's ``fft_image`` + ``to_valid_rgb``: scale frequencies by ``1 / f ** decay_power``, inverse real
+    As Lucid's ``fft_image`` + ``to_valid_rgb``: scale frequencies by ``sqrt(H W) / f ** decay_power``, inverse real
     FFT, divide by 4, for 3 channels mix colours with the ImageNet colour correlation's square root
     (``decorrelate``), squash with a sigmoid and map ``[0, 1]`` to ``bounds``.
     """
@@ -213,12 +221,74 @@ def fourier_image(
 # The one step loop.
 
 
-@dataclasses.dataclass(unsafe_hash=True)
+@dataclasses.dataclass(frozen=True)
 class Ascent:
-    """How an image is pushed up an objective. Hashable: a static argument of ``jax.jit``.
+    """The static part of an ascent: what fixes the compiled program. Hashable: a static argument of ``jax.jit``.
 
-    Mutable so that experiment configs can nest it and the command line can override its fields; the
-    batched entry points pass ``jax.jit`` a private copy, so changing it later cannot alias a compiled program.
+    Built by :meth:`AscentConfig.build` together with the traced :class:`AscentParams`; a piece that is off here
+    is compiled out, so its value in :class:`AscentParams` is then ignored.
+
+    Attributes:
+        steps: gradient steps.
+        normalize: ``"rms"``, ``"l2"`` or ``"none"``.
+        clip: clip pixels to ``bounds`` after each step.
+        bounds: pixel range for ``clip`` and for the Fourier parameterisation.
+        decay: apply L2 decay after each step (its rate and centre are traced).
+        blur_every: blur every this many steps (0: never), Gaussian of ``blur_sigma`` pixels (the kernel's
+            size depends on it, hence static).
+        blur_sigma: the blur's standard deviation in pixels.
+        tv: subtract a total-variation penalty (its weight is traced).
+        jitter: random shift of up to this many pixels (0: off).
+        transform: random zoom and rotation (their ranges are traced).
+        fourier: optimise Lucid's Fourier / decorrelated-colour parameters instead of pixels.
+        unroll: ``lax.scan``'s unroll factor; 0 unrolls all steps.
+    """
+
+    steps: int = 20
+    normalize: str = "rms"
+    clip: bool = False
+    bounds: tuple[float, float] = (0.0, 255.0)
+    decay: bool = False
+    blur_every: int = 0
+    blur_sigma: float = 0.5
+    tv: bool = False
+    jitter: int = 0
+    transform: bool = False
+    fourier: bool = False
+    unroll: int = 0
+
+    @property
+    def random(self) -> bool:
+        """Whether a step draws random numbers (transformations)."""
+        return self.jitter > 0 or self.transform
+
+
+class AscentParams(NamedTuple):
+    """Traced hyperparameters of an ascent: ``jax.vmap`` over a stack of them is a sweep without recompiling.
+
+    Attributes:
+        step_size: the step, in pixel units after normalisation.
+        decay: L2 decay rate: ``x <- centre + (1 - decay) (x - centre)`` (used when ``Ascent.decay``).
+        decay_centre: the pixel value decay pulls towards.
+        tv_weight: weight of the total-variation penalty (used when ``Ascent.tv``).
+        scale: random zoom in ``[1 - scale, 1 + scale]`` (used when ``Ascent.transform``).
+        rotate: random rotation in ``[-rotate, rotate]`` degrees (used when ``Ascent.transform``).
+    """
+
+    step_size: ArrayLike = 1.0
+    decay: ArrayLike = 0.0
+    decay_centre: ArrayLike = 0.0
+    tv_weight: ArrayLike = 0.0
+    scale: ArrayLike = 0.0
+    rotate: ArrayLike = 0.0
+
+
+@dataclasses.dataclass
+class AscentConfig:
+    """How an image is pushed up an objective, as configs nest it (mutable: the command line edits it).
+
+    :meth:`build` is the one place that turns it into the static :class:`Ascent` and the traced
+    :class:`AscentParams` that reach ``jax.jit``.
 
     Attributes:
         steps: gradient steps (the study: 20 for filters, 30 for a class, 60 for the Mona Lisa).
@@ -226,7 +296,7 @@ class Ascent:
         normalize: ``"rms"`` (the study's), ``"l2"`` (unit L2 norm) or ``"none"``.
         clip: clip pixels to ``bounds`` after each step (the study does not; needed to stay a valid image).
         bounds: pixel range for ``clip`` and for the Fourier parameterisation.
-        decay: Nguyen et al.'s L2 decay: ``x <- centre + (1 - decay) (x - centre)`` after each step.
+        decay: Nguyen et al.'s L2 decay: ``x <- centre + (1 - decay) (x - centre)`` after each step (0: off).
         decay_centre: the pixel value decay pulls towards (0 in mean-subtracted units; 0.5 for [0, 1] pixels).
         blur_every: blur the image every this many steps (0: never), Gaussian of ``blur_sigma`` pixels.
         blur_sigma: the blur's standard deviation in pixels.
@@ -236,7 +306,7 @@ class Ascent:
         rotate: random rotation in ``[-rotate, rotate]`` degrees before each evaluation (0: off).
         fourier: optimise Lucid's Fourier / decorrelated-colour parameters instead of pixels.
         unroll: ``lax.scan``'s unroll factor; 0 (default) unrolls all steps (see the module docstring: 3-5x
-            faster on XLA:CPU). An int, not a bool, so that distinct settings never compare equal as jit keys.
+            faster on XLA:CPU).
     """
 
     steps: int = 20
@@ -266,13 +336,26 @@ class Ascent:
             raise ValueError(f"steps={self.steps} must be >= 1")
         if isinstance(self.unroll, bool) or self.unroll < 0:
             raise ValueError(f"unroll={self.unroll!r} must be an int >= 0 (0: fully unrolled)")
+        if self.blur_every < 0 or self.jitter < 0 or min(self.decay, self.scale, self.rotate, self.tv_weight) < 0:
+            raise ValueError("blur_every, jitter, decay, scale, rotate and tv_weight must be >= 0 (0: off)")
+        if not 0 <= self.decay < 1 or not 0 <= self.scale < 1:
+            raise ValueError(f"decay={self.decay} and scale={self.scale} must be in [0, 1)")
         if self.fourier and (self.clip or self.decay or self.blur_every):
             raise ValueError("clip, decay and blur act on pixels; turn them off with fourier=True")
 
-    @property
-    def random(self) -> bool:
-        """Whether a step draws random numbers (transformations)."""
-        return self.jitter > 0 or self.scale > 0 or self.rotate > 0
+    def build(self) -> tuple[Ascent, AscentParams]:
+        """The static settings and the traced ones, after :meth:`validate`."""
+        self.validate()
+        ascent = Ascent(
+            steps=int(self.steps), normalize=self.normalize, clip=bool(self.clip),
+            bounds=(float(self.bounds[0]), float(self.bounds[1])), decay=self.decay > 0,
+            blur_every=int(self.blur_every), blur_sigma=float(self.blur_sigma), tv=self.tv_weight > 0,
+            jitter=int(self.jitter), transform=self.scale > 0 or self.rotate > 0, fourier=bool(self.fourier),
+            unroll=int(self.unroll),
+        )
+        hyper = AscentParams(step_size=self.step_size, decay=self.decay, decay_centre=self.decay_centre,
+                             tv_weight=self.tv_weight, scale=self.scale, rotate=self.rotate)
+        return ascent, AscentParams(*(jnp.asarray(v, jnp.float32) for v in hyper))
 
 
 class AscentResult(NamedTuple):
@@ -291,22 +374,21 @@ def _normalize(g: Array, how: str) -> Array:
     return g
 
 
-def ascend(objective: Objective, start: Array, ascent: Ascent, *, key: Array | None = None) -> AscentResult:
-    """Gradient ascent of ``objective`` from ``start`` as ``ascent`` describes; ONE example.
+def ascend(objective: Objective, start: Array, ascent: Ascent, hyper: AscentParams, *, key: Array) -> AscentResult:
+    """Gradient ascent of ``objective`` from ``start`` as ``ascent`` and ``hyper`` describe; ONE example.
 
     Args:
         objective: ``x [H, W, C] -> scalar``, e.g. from :func:`filter_objective` or :func:`class_objective`.
         start: the starting pixels ``[H, W, C]``; with ``ascent.fourier`` a spectrum from :func:`fourier_init`
             (of an image of even width ``W``, which the spectrum's ``W // 2 + 1`` columns imply).
-        ascent: the settings.
-        key: PRNG key, required when ``ascent`` draws random transformations.
+        ascent: the static settings (from :meth:`AscentConfig.build`).
+        hyper: the traced ones (scalars; vmap over stacked ones to sweep).
+        key: PRNG key of the random transformations (split per step; unused by a deterministic ascent).
 
     Returns:
         :class:`AscentResult` with the final image (pixels) and the objective after each step.
     """
-    if ascent.random and key is None:
-        raise ValueError("this ascent draws random transformations (jitter/scale/rotate): pass key=")
-    keys = jax.random.split(key if key is not None else jax.random.key(0), ascent.steps)
+    keys = jax.random.split(key, ascent.steps)
 
     if ascent.fourier:
         shape = (start.shape[1], 2 * (start.shape[2] - 1), start.shape[0])
@@ -317,18 +399,18 @@ def ascend(objective: Objective, start: Array, ascent: Ascent, *, key: Array | N
     def loss(p: Array, k: Array) -> tuple[Array, Array]:
         x = to_image(p)
         value = objective(x)
-        seen = random_transform(x, ascent, key=k) if ascent.random else x
+        seen = random_transform(x, ascent, hyper, key=k) if ascent.random else x
         total = objective(seen) if ascent.random else value
-        if ascent.tv_weight:
-            total = total - ascent.tv_weight * total_variation(x)
+        if ascent.tv:
+            total = total - hyper.tv_weight * total_variation(x)
         return total, value
 
     def step(p: Array, inputs: tuple[Array, Array]) -> tuple[Array, Array]:
         k, i = inputs
         g, value = jax.grad(loss, has_aux=True)(p, k)
-        p = p + ascent.step_size * _normalize(g, ascent.normalize)
+        p = p + hyper.step_size * _normalize(g, ascent.normalize)
         if ascent.decay:
-            p = ascent.decay_centre + (1.0 - ascent.decay) * (p - ascent.decay_centre)
+            p = hyper.decay_centre + (1.0 - hyper.decay) * (p - hyper.decay_centre)
         if ascent.blur_every:
             p = jnp.where((i + 1) % ascent.blur_every == 0, gaussian_blur(p, ascent.blur_sigma), p)
         if ascent.clip:
@@ -375,25 +457,19 @@ def check_filters(net: Network, params: Params, layer: str, indices: Sequence[in
     return idx
 
 
-def _private_copy(ascent: Ascent) -> Ascent:
-    # jit keeps the static argument itself as its cache key: a copy nobody else holds cannot be mutated later.
-    ascent.validate()
-    return dataclasses.replace(ascent)
-
-
 @xla.jit(static_argnames=("net", "layer", "ascent"))
-def _filters_batch(net, params, layer, indices, starts, keys, ascent):
-    one = lambda i, x, k: ascend(filter_objective(net, params, layer, i), x, ascent, key=k)
+def _filters_batch(net, params, layer, indices, starts, keys, ascent, hyper):
+    one = lambda i, x, k: ascend(filter_objective(net, params, layer, i), x, ascent, hyper, key=k)
     return jax.vmap(one)(indices, starts, keys)
 
 
 @xla.jit(static_argnames=("net", "ascent", "score"))
-def _classes_batch(net, params, labels, starts, keys, ascent, score):
-    one = lambda c, x, k: ascend(class_objective(net, params, c, score=score), x, ascent, key=k)
+def _classes_batch(net, params, labels, starts, keys, ascent, hyper, score):
+    one = lambda c, x, k: ascend(class_objective(net, params, c, score=score), x, ascent, hyper, key=k)
     return jax.vmap(one)(labels, starts, keys)
 
 
-def starts_for(net: Network, n: int, ascent: Ascent, noise: Noise, *, key: Array,
+def starts_for(net: Network, n: int, ascent: Ascent | AscentConfig, noise: Noise, *, key: Array,
                image_shape: Sequence[int] | None = None) -> Array:
     """``n`` starting points ``[n, ...]``: gray noise pixels, or Fourier spectra when ``ascent.fourier``."""
     shape = tuple(image_shape or net.input_shape)
@@ -408,7 +484,7 @@ def starts_for(net: Network, n: int, ascent: Ascent, noise: Noise, *, key: Array
 
 
 def visualize_filters(
-    net: Network, params: Params, layer: str, indices: Sequence[int], ascent: Ascent | None = None,
+    net: Network, params: Params, layer: str, indices: Sequence[int], ascent: AscentConfig | None = None,
     noise: Noise = VGG_NOISE, *, key: Array, starts: Array | None = None,
     image_shape: Sequence[int] | None = None,
 ) -> AscentResult:
@@ -418,7 +494,7 @@ def visualize_filters(
         net, params: the network.
         layer: a name in ``net.layer_names``.
         indices: ``[n]`` channel indices of ``layer``.
-        ascent: the settings (default ``Ascent()``: the study's 20 steps of size 1).
+        ascent: the settings (default ``AscentConfig()``: the study's 20 steps of size 1).
         noise: the start (default: the study's ``128 +- 10``); ignored when ``starts`` is given.
         key: PRNG key for the starts and any random transformations.
         starts: optional ``[n, H, W, C]`` starting images (or spectra).
@@ -428,16 +504,17 @@ def visualize_filters(
         :class:`AscentResult` with ``image [n, H, W, C]`` and ``values [n, steps + 1]`` (mean activations).
     """
     idx = check_filters(net, params, layer, indices, image_shape)
-    ascent = _private_copy(ascent or Ascent())
+    ascent, hyper = (ascent or AscentConfig()).build()
     k_start, k_steps = jax.random.split(key)
     if starts is None:
         starts = starts_for(net, len(idx), ascent, noise, key=k_start, image_shape=image_shape)
-    return _filters_batch(net, params, layer, jnp.asarray(idx), starts, jax.random.split(k_steps, len(idx)), ascent)
+    return _filters_batch(net, params, layer, jnp.asarray(idx), starts, jax.random.split(k_steps, len(idx)), ascent,
+                          hyper)
 
 
 def maximize_classes(
-    net: Network, params: Params, labels: Sequence[int], ascent: Ascent | None = None,
-    noise: Noise = VGG_NOISE, *, key: Array, starts: Array | None = None, score: str = "proba",
+    net: Network, params: Params, labels: Sequence[int], ascent: AscentConfig | None = None,
+    noise: Noise = VGG_NOISE, *, key: Array, starts: Array | None = None, score: str = "probability",
     image_shape: Sequence[int] | None = None,
 ) -> AscentResult:
     """Pushes ``starts`` (default: gray noise) towards each class of ``labels``, as one vmapped program.
@@ -450,11 +527,93 @@ def maximize_classes(
         or logits with ``score="logit"``).
     """
     labs = np.asarray([net.check_class(c) for c in np.asarray(labels).reshape(-1)], np.int32)
-    ascent = _private_copy(ascent or Ascent(steps=30, step_size=7.0))
+    check_score(score)
+    ascent, hyper = (ascent or AscentConfig(steps=30, step_size=7.0)).build()
     k_start, k_steps = jax.random.split(key)
     if starts is None:
         starts = starts_for(net, len(labs), ascent, noise, key=k_start, image_shape=image_shape)
     if len(starts) != len(labs):
         raise ValueError(f"got {len(starts)} starting images for {len(labs)} labels; pass one per label")
     return _classes_batch(net, params, jnp.asarray(labs), starts, jax.random.split(k_steps, len(labs)), ascent,
-                          score)
+                          hyper, score)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A real image pushed to a class, and the numbers the experiments report.
+
+
+def push_to_target(
+    net: Network, params: Params, start: Array, target: int, ascent: AscentConfig, snapshots: int,
+    thresholds: Sequence[float] = (0.99, 0.999, 0.9999),
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Pushes one real image ``start [H, W, C]`` up p(``target``), taking ``snapshots`` pictures on the way.
+
+    One deterministic ascent, run as ``snapshots - 1`` stretches that restart from the last image: without
+    random transformations or periodic blur, stopping and restarting changes nothing.
+
+    Returns:
+        ``(report, images [snapshots, H, W, C], probs [snapshots, classes])``: the report has the curve
+        ``[steps + 1]`` of p(target), its final value, the first step above 0.5 and at each threshold (-1:
+        never), and the top-1 class before and after.
+    """
+    target = net.check_class(target)
+    static, hyper = ascent.build()
+    if static.random or static.blur_every:
+        raise ValueError("push_to_target needs a deterministic ascent: turn off jitter/scale/rotate and blur_every")
+    if not 2 <= snapshots <= static.steps + 1:
+        raise ValueError(f"snapshots={snapshots} must be in 2..steps + 1 ({static.steps + 1})")
+    marks = np.unique(np.linspace(0, static.steps, snapshots).round().astype(int))
+    x, shots, curve = jnp.asarray(start)[None], [np.asarray(start)], []
+    labels = jnp.asarray([target], jnp.int32)
+    keys = jax.random.split(jax.random.key(0), 1)  # never drawn from: the ascent is deterministic (checked above)
+    for n in np.diff(marks):
+        r = _classes_batch(net, params, labels, x, keys, dataclasses.replace(static, steps=int(n)), hyper,
+                           "probability")
+        x = r.image
+        curve.extend(np.asarray(r.values[0, :-1]).tolist())
+        shots.append(np.asarray(x[0]))
+    curve.append(float(r.values[0, -1]))
+    shots = np.stack(shots)
+    probs = np.asarray(predict_proba(net, params, jnp.asarray(shots), batch_size=8))
+    c = np.asarray(curve)
+    report = {
+        "target_class": target, "target_name": net.class_name(target), "steps": int(marks[-1]),
+        "step_size": ascent.step_size, "curve": curve, "final": curve[-1],
+        "first_step_above_half": int(np.argmax(c > 0.5)) if (c > 0.5).any() else -1,
+        "thresholds": list(thresholds),
+        "crossing_steps": np.asarray(crossing_steps(jnp.asarray(c), thresholds)).tolist(),
+        "snapshot_steps": marks.tolist(), "target_prob_at_snapshots": probs[:, target].tolist(),
+        "top1_before": _top1(net, probs[0]), "top1_after": _top1(net, probs[-1]),
+        "pixel_min": float(shots.min()), "pixel_max": float(shots.max()),
+    }
+    return report, shots, probs
+
+
+def _top1(net: Network, probs: np.ndarray) -> dict[str, Any]:
+    label = int(np.argmax(probs))
+    return {"class": label, "name": net.class_name(label), "probability": float(probs[label])}
+
+
+def filter_report(values: Array) -> dict[str, Any]:
+    """Monotonicity of filter ascents' mean activations ``values [filters, steps + 1]``: how many never fall,
+    how many rise at every step (of all, and of those active at the start), and the start and final values."""
+    v = np.asarray(values)
+    d = np.diff(v, axis=1)
+    active = v[:, 0] > 0
+    return {
+        "filters": len(v),
+        "non_decreasing": int((d >= 0).all(axis=1).sum()),
+        "strictly_increasing": int((d > 0).all(axis=1).sum()),
+        "silent_at_start": int((~active).sum()),
+        "strictly_increasing_of_active": int((d[active] > 0).all(axis=1).sum()),
+        "start_mean_activation": v[:, 0].tolist(),
+        "final_mean_activation": v[:, -1].tolist(),
+    }
+
+
+def class_report(values: Array, thresholds: Sequence[float] = (0.99, 0.999, 0.9999)) -> dict[str, Any]:
+    """Class probabilities ``values [classes, steps + 1]``: finals, the first step at each threshold, the curves."""
+    cross = np.asarray(jax.vmap(lambda v: crossing_steps(v, thresholds))(values))
+    v = np.asarray(values)
+    return {"thresholds": list(thresholds), "final": v[:, -1].tolist(), "min_final": float(v[:, -1].min()),
+            "crossing_steps": cross.tolist(), "curves": v.tolist()}

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxfool import torch_twins
 from jaxfool.models.layers import max_pool_2x2
 from jaxfool.models.network import Network, Tap
 
@@ -86,22 +87,6 @@ def _torch():
     return pytest.importorskip("torch")
 
 
-def _conv(torch, p, **kw):
-    k = np.asarray(p["kernel"])
-    conv = torch.nn.Conv2d(k.shape[2], k.shape[3], k.shape[:2], **kw)
-    conv.weight.data = torch.tensor(k.transpose(3, 2, 0, 1).copy())
-    conv.bias.data = torch.tensor(np.asarray(p["bias"]))
-    return conv
-
-
-def _dense(torch, p):
-    k = np.asarray(p["kernel"])
-    dense = torch.nn.Linear(*k.shape)
-    dense.weight.data = torch.tensor(k.T.copy())
-    dense.bias.data = torch.tensor(np.asarray(p["bias"]))
-    return dense
-
-
 def torch_tiny_cnn(params):
     """The torch twin of :class:`TinyCNN`; modules named after the JAX layers (``relu_a`` = ``conv_a``)."""
     torch = _torch()
@@ -109,10 +94,10 @@ def torch_tiny_cnn(params):
     class Twin(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv_a, self.relu_a = _conv(torch, params["conv_a"], padding=1), torch.nn.ReLU()
-            self.conv_b, self.relu_b = _conv(torch, params["conv_b"]), torch.nn.ReLU()
+            self.conv_a, self.relu_a = torch_twins.conv(params["conv_a"], 1), torch.nn.ReLU()
+            self.conv_b, self.relu_b = torch_twins.conv(params["conv_b"], 0), torch.nn.ReLU()
             self.pool = torch.nn.MaxPool2d(2)
-            self.logits = _dense(torch, params["logits"])
+            self.logits = torch_twins.dense(params["logits"])
 
         def forward(self, x):
             x = self.pool(self.relu_b(self.conv_b(self.relu_a(self.conv_a(x)))))
@@ -122,33 +107,15 @@ def torch_tiny_cnn(params):
 
 
 def torch_mnist_cnn(params):
-    """The torch twin of :class:`jaxfool.models.MnistCNN`; ``relu0``/``relu1`` output ``conv0``/``conv1``."""
-    torch = _torch()
-
-    class Twin(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv0, self.pool0, self.relu0 = _conv(torch, params["conv0"], padding=2), torch.nn.MaxPool2d(2), \
-                torch.nn.ReLU()
-            self.conv1, self.pool1, self.relu1 = _conv(torch, params["conv1"], padding=2), torch.nn.MaxPool2d(2), \
-                torch.nn.ReLU()
-            self.fc, self.relu_fc = _dense(torch, params["fc"]), torch.nn.ReLU()
-            self.logits = _dense(torch, params["logits"])
-
-        def forward(self, x):
-            x = self.relu0(self.pool0(self.conv0(x)))
-            x = self.relu1(self.pool1(self.conv1(x)))
-            return self.logits(self.relu_fc(self.fc(x.permute(0, 2, 3, 1).flatten(1))))
-
-    return Twin().eval()
+    """The torch twin of :class:`jaxfool.models.MnistCNN` (:func:`jaxfool.torch_twins.mnist_cnn`)."""
+    _torch()
+    return torch_twins.mnist_cnn(params)
 
 
 def nchw(x) -> "object":
     """``[H, W, C]`` (or ``[N, H, W, C]``) array -> ``[N, C, H, W]`` torch tensor."""
-    torch = _torch()
-    x = np.asarray(x, np.float32)
-    x = x[None] if x.ndim == 3 else x
-    return torch.tensor(x.transpose(0, 3, 1, 2).copy())
+    _torch()
+    return torch_twins.nchw(x)
 
 
 def tiny_params(net: Network, seed: int = 0, scale: float = 0.5):

@@ -59,3 +59,21 @@ def test_universal_perturbation_fools_most_images_where_random_noise_does_not(tr
     fooled = attacks.fooling_rate(model, x, delta, bounds=net.bounds)
     assert fooled >= 0.5
     assert fooled > attacks.fooling_rate(model, x, random, bounds=net.bounds) + 0.3
+
+
+def test_fooling_rate_by_hand_and_compiles_once():
+    traces = []
+    w = jnp.eye(4)
+
+    def model(x):  # x [batch, 1, 1, 4] -> logits = pixels; counts its traces
+        traces.append(1)
+        return x.reshape(len(x), 4) @ w
+
+    x = jnp.asarray(np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0, 1]].reshape(6, 1, 1, 4) * 0.5)
+    delta = jnp.array([0.0, 0.0, 0.0, 0.6]).reshape(1, 1, 4)  # pushes every image to class 3 (clipped to [0, 1])
+    assert attacks.fooling_rate(model, x, delta, bounds=(0.0, 1.0), batch_size=3) == 5 / 6  # all but the class-3 one
+    first = len(traces)
+    assert first == 1  # one program for both batches of 3 and for clean and perturbed images
+    # Subtracting it only blanks the class-3 image (all zeros: argmax 0), clipped at 0 everywhere else.
+    assert attacks.fooling_rate(model, x, -delta, bounds=(0.0, 1.0), batch_size=3) == 1 / 6
+    assert len(traces) == first  # and none for the next call

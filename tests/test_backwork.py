@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from jaxfool import backwork
-from jaxfool.backwork import BackworkConfig, SweepConfig
+from jaxfool.backwork import BackworkConfig, BackworkSweepConfig
 from jaxfool.models import forward, mnist_cnn
+
+KEY = jax.random.key(0)
 
 
 # ------------------------------------------------------------------------------------------------ costs
@@ -67,7 +69,7 @@ def test_total_cost_combines_terms_with_factors(trained_mnist, mnist):
     cfg = BackworkConfig(images_per_label=3, refs_per_label=5, labels=(2,))
     refs = backwork.reference_activations(net, params, mnist.train_images, mnist.train_labels, (2,), 5)
     refs1 = jax.tree.map(lambda a: a[0], refs)
-    hyper = jax.tree.map(lambda a: a[0], backwork.make_hypers(cfg, SweepConfig().settings(cfg)))
+    hyper = jax.tree.map(lambda a: a[0], cfg.build()[1])
     x = jax.random.uniform(jax.random.key(1), (3, 28, 28, 1))
     cost, _ = backwork.backwork_cost(net, params, x, refs1, jnp.int32(2), hyper)
 
@@ -107,8 +109,8 @@ def test_stuck_rule():
 
 def test_check_reinitialises_stuck_inputs_and_resets_their_state(trained_mnist):
     net, params = trained_mnist
-    cfg = BackworkConfig(images_per_label=2, num_mono_dec_saves=2)
-    state = backwork.init_state(net, cfg, key=jax.random.key(0))
+    spec, _ = BackworkConfig(images_per_label=2, num_mono_dec_saves=2).build()
+    state = backwork.init_state(net, spec, key=jax.random.key(0))
     probs = jax.nn.softmax(forward(net, params, state.x)[0])
     label = int(jnp.argmin(probs[0]))  # a class input 0 is far from (p < 0.1)
     p0, p1 = float(probs[0, label]), float(probs[1, label])
@@ -116,7 +118,7 @@ def test_check_reinitialises_stuck_inputs_and_resets_their_state(trained_mnist):
     history = jnp.array([[p0 + 0.3, p1 - 0.2], [p0 + 0.2, p1 - 0.1], [p0 + 0.1, p1 - 0.05]])
     state = state._replace(history=history,
                            adam=state.adam._replace(mu=jnp.ones_like(state.x), nu=jnp.ones_like(state.x)))
-    new = backwork.backwork_check(net, cfg, params, jnp.int32(label), state, key=jax.random.key(5))
+    new = backwork.backwork_check(net, spec, params, jnp.int32(label), state, key=jax.random.key(5))
     assert new.reinitialised.tolist() == [1, 0]
     assert not np.allclose(new.x[0], state.x[0]) and 0.0 <= float(new.x.min()) and float(new.x.max()) <= 1.0
     np.testing.assert_array_equal(new.x[1], state.x[1])
@@ -139,19 +141,19 @@ def small_setup(trained_mnist, mnist):
 
 def test_label_vmapped_step_equals_per_label_steps(small_setup):
     net, params, cfg, refs = small_setup
-    sweep = SweepConfig(prev_coeff=(0.5, 2.0))
-    settings = sweep.settings(cfg)
-    hypers = backwork.make_hypers(cfg, settings)
+    spec, hypers = cfg.build(BackworkSweepConfig(prev_coeff=(0.5, 2.0)))
+    assert hypers.prev_coeff.tolist() == [0.5, 2.0] and hypers.layer_factors.shape == (2, 5)
     keys = jax.random.split(jax.random.key(0), (2, 2))
-    state = jax.vmap(jax.vmap(lambda k: backwork.init_state(net, cfg, key=k)))(keys)
-    steps = backwork.make_steps(net, cfg)
+    state = jax.vmap(jax.vmap(lambda k: backwork.init_state(net, spec, key=k)))(keys)
+    steps = backwork.make_steps(net, spec)
+    assert backwork.make_steps(net, cfg.build()[0]) is steps  # built once per (network, static settings)
     labels = jnp.asarray(cfg.labels)
     check_keys = jax.random.split(jax.random.key(1), 2)
     copy = jax.tree.map(jnp.copy, state)
     out = steps.check(params, labels, steps.update(params, refs, labels, hypers, copy), check_keys)
     # The per-label reference, jitted only so that it does not run op by op.
     update_one = jax.jit(lambda r, lab, h, one: backwork.backwork_update(net, params, r, lab, h, one))
-    check_one = jax.jit(lambda lab, one, k: backwork.backwork_check(net, cfg, params, lab, one, key=k))
+    check_one = jax.jit(lambda lab, one, k: backwork.backwork_check(net, spec, params, lab, one, key=k))
     for s in range(2):
         for i, lab in enumerate(cfg.labels):
             one = jax.tree.map(lambda a: a[s, i], state)
@@ -180,16 +182,18 @@ def test_step_compiles_once_across_iterations(small_setup, mnist):
         mp.setattr(backwork, "backwork_update", counting_update)
         mp.setattr(backwork, "backwork_check", counting_check)
         cfg5 = dataclasses.replace(cfg, max_steps=5, prob_cap_min=1.0, updates_per_check=2)
-        result = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, cfg5)
+        result = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, cfg5, key=KEY)
     assert result.steps.tolist() == [[10, 10]]  # 5 checks x 2 updates, nothing stopped early
     assert traces == {"update": 1, "check": 1}
 
 
 def test_run_is_deterministic_and_in_bounds(small_setup, mnist):
     net, params, cfg, _ = small_setup
-    a = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, cfg)
-    b = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, cfg)
+    a = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, cfg, key=KEY)
+    b = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, cfg, key=KEY)
     np.testing.assert_array_equal(a.images, b.images)
+    c = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, cfg, key=jax.random.key(1))
+    assert not np.allclose(a.images, c.images)  # the key, and only the key, seeds the search
     assert a.images.min() >= 0.0 and a.images.max() <= 1.0
     assert a.images.shape == (1, 2, 3, 28, 28, 1) and a.probs.shape == (1, 2, 3)
 
@@ -197,9 +201,9 @@ def test_run_is_deterministic_and_in_bounds(small_setup, mnist):
 def test_sweep_is_one_program_matching_separate_runs(small_setup, mnist):
     net, params, cfg, _ = small_setup
     swept = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, cfg,
-                                  SweepConfig(sim_coeff=(0.5, 3.0)))
+                                  BackworkSweepConfig(sim_coeff=(0.5, 3.0)), key=KEY)
     single = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels,
-                                   dataclasses.replace(cfg, sim_coeff=3.0))
+                                   dataclasses.replace(cfg, sim_coeff=3.0), key=KEY)
     assert [s["sim_coeff"] for s in swept.settings] == [0.5, 3.0]
     np.testing.assert_allclose(swept.images[1], single.images[0], atol=1e-5)
 
@@ -207,7 +211,7 @@ def test_sweep_is_one_program_matching_separate_runs(small_setup, mnist):
 def test_stopping_freezes_a_finished_label(small_setup, mnist):
     net, params, cfg, _ = small_setup
     easy = dataclasses.replace(cfg, prob_cap_min=1e-9, max_steps=4)  # done after the first check
-    result = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, easy)
+    result = backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, easy, key=KEY)
     assert result.steps.tolist() == [[1, 1]]
 
 
@@ -226,7 +230,8 @@ def test_stopping_freezes_a_finished_label(small_setup, mnist):
 def test_bad_config_is_a_clear_error(small_setup, mnist, change, message):
     net, params, cfg, _ = small_setup
     with pytest.raises(ValueError, match=message):
-        backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, dataclasses.replace(cfg, **change))
+        backwork.run_backwork(net, params, mnist.train_images, mnist.train_labels, dataclasses.replace(cfg, **change),
+                              key=KEY)
 
 
 def test_nearest_distances_by_hand():
@@ -235,3 +240,32 @@ def test_nearest_distances_by_hand():
     np.testing.assert_allclose(backwork.nearest_distances(q, pool), [1.0, 4.0], rtol=1e-6)
     np.testing.assert_allclose(backwork.nearest_distances(pool, pool, exclude_self=True),
                                [np.sqrt(10), np.sqrt(10), np.sqrt(73)], rtol=1e-5)
+
+
+def test_reference_activations_compile_once(trained_mnist, mnist, monkeypatch):
+    net, params = trained_mnist
+    traces = []
+    real_forward = backwork.forward
+    monkeypatch.setattr(backwork, "forward", lambda *a, **k: (traces.append(1), real_forward(*a, **k))[1])
+    # 13 references per label: a shape no other test uses, so the first call must trace.
+    a = backwork.reference_activations(net, params, mnist.train_images, mnist.train_labels, (3, 4), 13)
+    assert len(traces) == 1  # one program for both labels
+    b = backwork.reference_activations(net, params, mnist.train_images, mnist.train_labels, (5, 6), 13)
+    assert len(traces) == 1  # and for the next call
+    assert a.acts["fc"].shape == (2, 1024, 13) and not np.allclose(a.acts["inputs"], b.acts["inputs"])
+
+
+def test_nearest_neighbour_report_counts(trained_mnist, mnist):
+    net, params = trained_mnist
+    labels = (0, 1)
+    first = [np.flatnonzero(mnist.train_labels == c)[:2] for c in labels]
+    training = np.stack([mnist.train_images[i] for i in first])  # [labels, 2, 28, 28, 1]: training digits
+    far = np.ones_like(training)  # all-white images: far from every digit in pixel space
+    near = backwork.nearest_neighbour_report(net, params, training, labels, mnist.train_images,
+                                             mnist.train_labels, max_train=200)
+    assert near["train_examples"] == 200
+    np.testing.assert_allclose(near["layers"]["inputs"][0]["generated_nn"], [0.0, 0.0], atol=1e-2)
+    assert near["pixel_space_all_exceed"] == [False, False]
+    away = backwork.nearest_neighbour_report(net, params, far, labels, mnist.train_images, mnist.train_labels,
+                                             max_train=200)
+    assert away["pixel_space_all_exceed"] == [True, True]

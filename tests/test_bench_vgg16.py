@@ -9,6 +9,7 @@ import pytest
 from configs.bench_vgg16 import get_config
 from experiments import bench_vgg16
 from jaxfool import xla
+from jaxfool.benchmarking import parse_compiler_options
 
 
 def test_flops_by_hand():
@@ -55,9 +56,9 @@ def test_tiny_run(tmp_path):
 
 
 def test_compiler_options_parse():
-    assert bench_vgg16.compiler_options("xla_a=1; xla_b=x,y;xla_c=True") == {"xla_a": 1, "xla_b": "x,y", "xla_c": True}
+    assert parse_compiler_options("xla_a=1; xla_b=x,y;xla_c=True") == {"xla_a": 1, "xla_b": "x,y", "xla_c": True}
     with pytest.raises(ValueError, match="not 'xla_name=value'"):
-        bench_vgg16.compiler_options("fast=1")
+        parse_compiler_options("fast=1")
     impls = bench_vgg16._implementations(get_config())
     assert list(impls) == ["jaxfool", "xla_default", "jaxfool+opts2"]
     assert impls["xla_default"] == {} and impls["jaxfool+opts2"] == xla.PER_LAYER_YNNPACK

@@ -49,7 +49,8 @@ def test_evaluate_predictions_experiment(tmp_path):
     for item in metrics["images"]:
         with Image.open(folder / f"panels_{item['image']}.png") as img:
             assert img.width > 200 and img.height > 200
-    assert (folder / "noise.png").stat().st_size > 0
+    with Image.open(folder / "noise.png") as img:
+        assert np.asarray(img.convert("L"), np.float32).std() > 5  # a drawn figure, not a blank canvas
 
     s = metrics["summary"]
     # FGSM stays within its budget and, at eps 0.3 on MNIST, changes at least one prediction.
@@ -57,16 +58,19 @@ def test_evaluate_predictions_experiment(tmp_path):
     assert max(item["fgsm"]["linf"] for item in metrics["images"]) > config.fgsm_eps / 2
     assert s["fgsm_top1_change_rate"] > 0
     assert s["fgsm_accuracy"] < s["clean_accuracy"]
-    for block in (s["occlusion_vs_gradcam"], s["attention_shift_clean_vs_fgsm"],
-                  s["second_model"]["gradcam_vs_first_model_clean"]):
-        assert -1 <= block["mean_spearman"] <= 1
-        assert 0 <= block["mean_top_k_iou"] <= 1 and 0 <= block["mean_pointing"] <= 1
-        assert 0 <= block["mean_centroid_shift"] <= 28 * np.sqrt(2)
+    # Occlusion and Grad-CAM agree better than occlusion and a random map does.
+    assert s["occlusion_vs_gradcam"]["mean_spearman"] > s["occlusion_vs_random_map"]["mean_spearman"] + 0.1
     # Chance level: a random map's top-20% region overlaps occlusion's by about 0.2 / (2 - 0.2).
     assert 0.02 < s["occlusion_vs_random_map"]["mean_top_k_iou"] < 0.25
-    for item in metrics["images"]:
-        for probability in (item["clean"]["probability"], item["fgsm"]["probability"]):
-            assert 0.1 <= probability <= 1  # a top-1 probability of 10 classes is at least 1/10
+    # Per-image numbers and their means are the same numbers.
+    for block in ("occlusion_vs_gradcam", "attention_shift"):
+        per = [item[block]["top_k_iou"] for item in metrics["images"]]
+        name = block if block != "attention_shift" else "attention_shift_clean_vs_fgsm"
+        assert s[name]["mean_top_k_iou"] == pytest.approx(np.mean(per))
+    assert s["clean_accuracy"] == np.mean([i["clean"]["top1"] == i["label"] for i in metrics["images"]])
+    assert s["fgsm_top1_change_rate"] == np.mean([i["clean"]["top1"] != i["fgsm"]["top1"] for i in metrics["images"]])
+    # The second model is the same architecture, retrained: its Grad-CAM is not the first model's.
+    assert s["second_model"]["gradcam_vs_first_model_clean"]["mean_spearman"] < 0.999
     assert [n["image"] for n in metrics["noise"]["images"]] == ["perlin0", "universal"]
     assert metrics["noise"]["universal_linf"] <= config.noise.universal_eps + 1e-6
 
@@ -74,7 +78,8 @@ def test_evaluate_predictions_experiment(tmp_path):
     with_mask = again["images"][0].pop("vs_human_mask")
     assert again["summary"].pop("vs_human_mask")["gradcam"]["top_k_iou"] == with_mask["gradcam"]["top_k_iou"]
     assert _strip(again) == _strip(metrics)
-    assert 0 <= with_mask["gradcam"]["top_k_iou"] <= 1 and isinstance(with_mask["occlusion"]["pointing"], bool)
+    # The mask is the left half: a region of 20% of the pixels overlaps it by at most 0.2 / 0.5.
+    assert with_mask["gradcam"]["top_k_iou"] <= 0.4 + 1e-6 and isinstance(with_mask["occlusion"]["pointing"], bool)
     assert "vs_human_mask" not in again["images"][1]
 
 

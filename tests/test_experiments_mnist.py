@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from configs.backwork_mnist import get_config as backwork_config
@@ -45,7 +46,9 @@ def test_train_then_backwork_reuses_the_checkpoint(tmp_path):
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert len(saved["confidences"]) == 4 and saved["labels"] == [0, 0, 1, 1]
     assert len(saved["reinitialised"]) == 4 and len(saved["steps"]) == 2
-    assert 0.0 <= min(saved["confidences"]) <= max(saved["confidences"]) <= 1.0
+    assert saved["n_at_least_cap"] == sum(c >= 0.999 for c in saved["confidences"])
+    assert saved["median_confidence"] == pytest.approx(float(np.median(saved["confidences"])))
+    assert saved["steps"] == [2, 2]  # two checks of one update each: nothing reaches 0.999 that fast
     layers = saved["nearest_neighbour"]["layers"]
     assert set(layers) == {"inputs", "conv0", "conv1", "fc"}
     assert len(layers["inputs"][0]["generated_nn"]) == 2 and layers["inputs"][0]["train_nn_median"] > 0
@@ -71,7 +74,7 @@ def test_retraining_reports_before_and_after(tmp_path):
     metrics = backwork_mnist.run(config)
     retrain = metrics["retrain"]
     assert retrain["mode"] == "extra_class" and retrain["added_images"] == 40
-    assert 0.0 <= retrain["test_accuracy_after"] <= 1.0
+    assert retrain["test_accuracy_after"] > 0.2  # still better than chance with 40 extra-class images added
     assert len(retrain["fresh_backwork"]["confidences"]) == 20
     assert retrain["old_generated_fooling_class_prob"] is not None
     run_dir = tmp_path / "backwork_mnist" / metrics["run_dir"].split("/")[-1]

@@ -192,8 +192,8 @@ def test_guided_network_keeps_forward_values(tiny, hand):
     guided = explain.guided_network(net)
     out = lambda n: n.module.apply({"params": params}, x[None])["logits"]  # noqa: E731
     np.testing.assert_array_equal(out(guided), out(net))
-    with pytest.raises(ValueError, match="linear's module Linear has no `relu` attribute to swap"):
-        explain.guided_network(hand[0])
+    with pytest.raises(ValueError, match="guided backprop found no jax.nn.relu call in linear"):
+        explain.guided_backprop(*hand, 0)
 
 
 def test_guided_backprop_and_guided_grad_cam_equal_captum(tiny):

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
-
-
-def test_balanced_indices_take_classes_in_turn():
-    import numpy as np
-
-    from experiments.ink_overlap import balanced_indices
-
-    labels = np.array([0, 0, 0, 1, 1, 2])
-    np.testing.assert_array_equal(balanced_indices(labels, 5), [0, 3, 5, 1, 4])
+from PIL import Image
 
 
 @pytest.mark.slow
@@ -29,7 +22,11 @@ def test_ink_overlap_experiment(tmp_path):
     assert set(metrics) >= {"baseline_0", "baseline_0.5", "ink_fraction", "test_accuracy"}
     black = metrics["baseline_0"]
     assert len(black["per_image"]["occlusion"]) == 12
-    assert all(0 <= v <= 1 for v in black["per_image"]["occlusion"] + black["per_image"]["random"])
+    # A black window on the black background changes nothing, so the map is 0 away from the ink and its top
+    # region must overlap the ink far better than a random map's.
+    assert black["occlusion_iou"] > black["random_iou"] + 0.1
+    assert metrics["ink_fraction"] == pytest.approx(0.19, abs=0.05)  # MNIST digits cover about a fifth
     folder = tmp_path / "ink_overlap" / "t"
-    assert (folder / "examples.png").stat().st_size > 0
+    picture = np.asarray(Image.open(folder / "examples.png").convert("L"), np.float32)
+    assert picture.shape[0] > picture.shape[1] and picture.std() > 10  # 8 rows of 4 panels, not a blank image
     assert json.loads((folder / "metrics.json").read_text())["num_images"] == 12

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from explain_twins import (
@@ -117,14 +116,22 @@ def test_batch_size_bounds_memory_not_results(tiny):
         assert_close(explain.occlusion(net, params, x, 1, window=3, stride=1, batch_size=batch_size), full)
 
 
-def test_config_round_trip_and_jit_vmap(tiny):
+def test_config_builds_static_spec_and_traced_baseline(tiny):
     net, params, x = tiny
     cfg = explain.OcclusionConfig(window=4, stride=2, baseline=0.5, batch_size=9)
-    one = explain.occlusion(net, params, x, 3, **dataclasses.asdict(cfg))
+    spec, hyper = cfg.build()
+    hash(spec)  # a jit static
+    one = spec(net, params, x, 3, hyper)
+    assert_close(one, explain.occlusion(net, params, x, 3, window=4, stride=2, baseline=0.5, batch_size=9))
     xs = np.stack([x, x[::-1]])
-    batched = jax.jit(jax.vmap(lambda v: explain.occlusion(net, params, v, 3, **dataclasses.asdict(cfg))))(xs)
+    batched = jax.jit(jax.vmap(lambda v: spec(net, params, v, 3, hyper)))(xs)
     assert_close(batched[0], one)
     assert batched.shape == (2, 12, 12)
+    # The baseline is traced: one program serves a vmapped sweep of baselines.
+    sweep = jax.jit(jax.vmap(lambda b: spec(net, params, x, 3, explain.OcclusionParams(b))))(jnp.array([0.0, 0.5]))
+    assert_close(sweep[1], one)
+    assert_close(sweep[0], spec(net, params, x, 3, explain.OcclusionParams(0.0)))
+    assert not np.allclose(sweep[0], sweep[1])
 
 
 def test_bad_occlusion_inputs(tiny):

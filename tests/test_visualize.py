@@ -12,8 +12,8 @@ import scipy.ndimage
 
 from jaxfool import visualize as V
 
-MNIST_FILTERS = V.Ascent(steps=20, step_size=1 / 255, clip=True, bounds=(0.0, 1.0))
-MNIST_CLASSES = V.Ascent(steps=30, step_size=0.05, clip=True, bounds=(0.0, 1.0))
+MNIST_FILTERS = V.AscentConfig(steps=20, step_size=1 / 255, clip=True, bounds=(0.0, 1.0))
+MNIST_CLASSES = V.AscentConfig(steps=30, step_size=0.05, clip=True, bounds=(0.0, 1.0))
 
 
 def _study_deprocess(x):
@@ -119,7 +119,7 @@ def test_layer_batch_equals_one_by_one(trained_mnist):
 
 def test_rolled_loop_equals_unrolled(trained_mnist):
     net, params = trained_mnist
-    ascent = V.Ascent(steps=6, step_size=0.05, clip=True, bounds=(0.0, 1.0))
+    ascent = V.AscentConfig(steps=6, step_size=0.05, clip=True, bounds=(0.0, 1.0))
     a = V.maximize_classes(net, params, [0, 5], ascent, V.MNIST_NOISE, key=jax.random.key(4))
     b = V.maximize_classes(net, params, [0, 5], dataclasses.replace(ascent, unroll=1), V.MNIST_NOISE,
                            key=jax.random.key(4))
@@ -138,10 +138,10 @@ def test_class_maximisation_reaches_high_probability(trained_mnist):
 
 
 @pytest.mark.parametrize("ascent", [
-    V.Ascent(steps=5, step_size=0.1, clip=True, bounds=(0.0, 1.0), jitter=2, scale=0.1, rotate=10.0),
-    V.Ascent(steps=8, step_size=0.05, clip=True, bounds=(0.0, 1.0), tv_weight=0.5, decay=0.01, decay_centre=0.5,
+    V.AscentConfig(steps=5, step_size=0.1, clip=True, bounds=(0.0, 1.0), jitter=2, scale=0.1, rotate=10.0),
+    V.AscentConfig(steps=8, step_size=0.05, clip=True, bounds=(0.0, 1.0), tv_weight=0.5, decay=0.01, decay_centre=0.5,
              blur_every=4, blur_sigma=0.5),
-    V.Ascent(steps=12, step_size=0.4, bounds=(0.0, 1.0), fourier=True),
+    V.AscentConfig(steps=12, step_size=0.4, bounds=(0.0, 1.0), fourier=True),
 ], ids=["transforms", "tv_decay_blur", "fourier"])
 def test_regularised_ascents_raise_the_class(trained_mnist, ascent):
     net, params = trained_mnist
@@ -160,12 +160,75 @@ def test_bad_inputs_give_one_line_errors(trained_mnist):
         (lambda: V.visualize_filters(net, params, "conv0", [32], key=key), "filter index 32 out of range"),
         (lambda: V.maximize_classes(net, params, [10], key=key), "class index 10 out of range"),
         (lambda: V.maximize_classes(net, params, [1, 2], key=key, starts=jnp.zeros((1, 28, 28, 1))), "starting"),
-        (lambda: V.Ascent(normalize="l3"), "unknown normalize"),
-        (lambda: V.Ascent(unroll=True), "must be an int"),
-        (lambda: V.Ascent(fourier=True, clip=True), "fourier"),
-        (lambda: V.ascend(lambda x: x.sum(), jnp.zeros((4, 4, 1)), V.Ascent(jitter=1)), "pass key="),
+        (lambda: V.AscentConfig(normalize="l3"), "unknown normalize"),
+        (lambda: V.AscentConfig(unroll=True), "must be an int"),
+        (lambda: V.AscentConfig(fourier=True, clip=True), "fourier"),
+        (lambda: V.AscentConfig(decay=1.0), "must be in [0, 1)"),
+        (lambda: V.maximize_classes(net, params, [1], key=key, score="proba"), "unknown class score 'proba'"),
     ]
     for fn, text in cases:
         with pytest.raises(ValueError, match=None) as err:
             fn()
         assert text in str(err.value) and "\n" not in str(err.value)
+
+
+def test_settings_reach_jit_as_static_plus_traced(trained_mnist, monkeypatch):
+    """The step size is traced: a second call with another step size traces nothing new; a sweep over
+    ``AscentParams`` through ``jax.vmap`` equals the separate runs."""
+    net, params = trained_mnist
+    traces = []
+    real_forward = V.forward
+    monkeypatch.setattr(V, "forward", lambda *a, **k: (traces.append(1), real_forward(*a, **k))[1])
+    cfg = V.AscentConfig(steps=3, step_size=0.05, clip=True, bounds=(0.0, 1.0), decay=0.02, decay_centre=0.5)
+    a = V.maximize_classes(net, params, [2, 8], cfg, V.MNIST_NOISE, key=jax.random.key(5))
+    first = len(traces)
+    assert first > 0
+    b = V.maximize_classes(net, params, [2, 8], dataclasses.replace(cfg, step_size=0.1, decay=0.05), V.MNIST_NOISE,
+                           key=jax.random.key(5))
+    assert len(traces) == first  # same program, new hyperparameters
+    assert not np.allclose(a.image, b.image)
+
+    ascent, hyper = cfg.build()
+    hash(ascent)
+    x = V.noise_image((28, 28, 1), V.MNIST_NOISE, key=jax.random.key(6))
+    one = lambda h: V.ascend(V.class_objective(net, params, 4), x, ascent, h, key=jax.random.key(7))
+    stacked = V.AscentParams(*(jnp.stack([v, 2 * v]) for v in hyper))
+    swept = jax.jit(jax.vmap(one))(stacked)
+    np.testing.assert_allclose(swept.image[0], one(hyper).image, atol=1e-6)
+    np.testing.assert_allclose(swept.image[1], one(V.AscentParams(*(2 * v for v in hyper))).image, atol=1e-6)
+
+
+def test_random_ascent_is_a_function_of_its_key(trained_mnist):
+    net, params = trained_mnist
+    cfg = V.AscentConfig(steps=4, step_size=0.1, clip=True, bounds=(0.0, 1.0), jitter=2, scale=0.1, rotate=10.0)
+    start = jnp.full((1, 28, 28, 1), 0.5)
+    run = lambda k: V.maximize_classes(net, params, [6], cfg, key=k, starts=start).image
+    np.testing.assert_array_equal(run(jax.random.key(1)), run(jax.random.key(1)))
+    assert not np.allclose(run(jax.random.key(1)), run(jax.random.key(2)))
+
+
+def test_push_to_target_by_its_own_curve(trained_mnist):
+    net, params = trained_mnist
+    x = jnp.full((28, 28, 1), 0.5)
+    cfg = V.AscentConfig(steps=6, step_size=0.05, clip=True, bounds=(0.0, 1.0))
+    report, shots, probs = V.push_to_target(net, params, x, 7, cfg, snapshots=4)
+    # Stretches restarted from the last image equal one uninterrupted ascent.
+    whole = V.maximize_classes(net, params, [7], cfg, key=jax.random.key(0), starts=x[None])
+    np.testing.assert_allclose(report["curve"], np.asarray(whole.values[0]), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(shots[-1], whole.image[0], atol=1e-6)
+    assert shots.shape == (4, 28, 28, 1) and report["snapshot_steps"] == [0, 2, 4, 6]
+    np.testing.assert_allclose(report["target_prob_at_snapshots"], [report["curve"][s] for s in (0, 2, 4, 6)],
+                               rtol=1e-5)
+    assert report["top1_after"] == {"class": int(probs[-1].argmax()), "name": str(int(probs[-1].argmax())),
+                                    "probability": float(probs[-1].max())}
+    with pytest.raises(ValueError, match="deterministic"):
+        V.push_to_target(net, params, x, 7, dataclasses.replace(cfg, jitter=1), snapshots=3)
+
+
+def test_filter_and_class_reports_by_hand():
+    values = jnp.array([[0.0, 0.0, 0.0], [1.0, 2.0, 2.0], [1.0, 2.0, 3.0]])
+    r = V.filter_report(values)
+    assert (r["filters"], r["non_decreasing"], r["strictly_increasing"], r["silent_at_start"],
+            r["strictly_increasing_of_active"]) == (3, 3, 1, 1, 1)
+    c = V.class_report(jnp.array([[0.5, 0.995, 0.99995], [0.1, 0.2, 0.3]]), (0.99, 0.9999))
+    assert c["crossing_steps"] == [[1, 2], [-1, -1]] and c["min_final"] == pytest.approx(0.3)

@@ -68,7 +68,7 @@ def write_official_h5(path, params: dict, *, skip: tuple[str, ...] = ()) -> None
 def torch_vgg16(include_top: bool = True):
     """The benchmark's plain PyTorch VGG16 (torchvision's layout, eval mode), He-initialised from seed 0."""
     torch = pytest.importorskip("torch")
-    from experiments.bench_vgg16 import torch_vgg16 as build
+    from jaxfool.torch_twins import vgg16 as build
 
     torch.manual_seed(0)
     model = build(include_top=include_top)

@@ -15,7 +15,8 @@ attacks run the one step loop :func:`iterate`, assembled from the pieces in :mod
 and :mod:`~jaxfool.attacks.norms`.
 """
 
-from jaxfool.attacks.batch import network_model, perturb, stack_params, sweep
+from jaxfool.attacks.batch import network_model, perturb, predict_labels, stack_params, sweep
+from jaxfool.attacks.evaluate import noise_images, robust_accuracy
 from jaxfool.attacks.gradient import ATTACKS, Attack, attack_names, get_attack
 from jaxfool.attacks.loop import AttackParams, Model, clip_perturbation, iterate
 from jaxfool.attacks.losses import cross_entropy, is_successful, margin, objective
@@ -59,12 +60,15 @@ __all__ = [
     "margin",
     "momentum",
     "network_model",
+    "noise_images",
     "objective",
     "perlin_image",
     "perlin_noise",
     "perlin_perturbation",
     "perturb",
+    "predict_labels",
     "replicate",
+    "robust_accuracy",
     "shard_leading",
     "stack_params",
     "steepest",

@@ -150,6 +150,21 @@ def _partitioned(run, model, x, labels, params, key, *, sweep: bool):
     return auto(model, x, labels, params, key)
 
 
+@xla.jit
+def _top1(model, x):
+    # Module-level: one compiled program per model structure and batch shape, across all callers and calls.
+    return model(x).argmax(-1)
+
+
+def predict_labels(model: Model, x: Array | np.ndarray, *, batch_size: int = 500) -> np.ndarray:
+    """Top-1 classes ``[N]`` of ``x: [N, H, W, C]``, ``batch_size`` examples per compiled call."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    model = _as_pytree(model)
+    out = [np.asarray(_top1(model, jnp.asarray(x[i : i + batch_size]))) for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0,), np.int32)
+
+
 def _as_pytree(model: Model) -> Partial:
     return model if isinstance(model, Partial) else Partial(model)
 

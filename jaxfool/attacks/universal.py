@@ -16,11 +16,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from jaxfool import checks, xla
 from jaxfool.attacks import losses
-from jaxfool.attacks.batch import _as_pytree
+from jaxfool.attacks.batch import _as_pytree, predict_labels
 from jaxfool.attacks.loop import Model
 from jaxfool.attacks.norms import get_norm
 
@@ -106,12 +107,7 @@ def fooling_rate(
     model: Model, images: Array, delta: Array, *, bounds: tuple[float, float], batch_size: int = 500
 ) -> float:
     """Fraction of ``images [N, H, W, C]`` whose top class changes when ``delta [H, W, C]`` is added (clipped)."""
-    predict = xla.jit(lambda m, x: m(x).argmax(-1))
-    model = _as_pytree(model)
-    changed = 0
-    for i in range(0, len(images), batch_size):
-        x = jnp.asarray(images[i : i + batch_size])
-        changed += int(jnp.sum(predict(model, x) != predict(model, jnp.clip(x + delta, *bounds))))
-    return changed / max(len(images), 1)
-
-
+    images = jnp.asarray(images)
+    clean = predict_labels(model, images, batch_size=batch_size)
+    fooled = predict_labels(model, jnp.clip(images + delta, *bounds), batch_size=batch_size)
+    return float(np.sum(clean != fooled)) / max(len(images), 1)

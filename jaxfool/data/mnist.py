@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jaxfool.data.subsets import stratified_indices
+
 log = logging.getLogger(__name__)
 
 SOURCES = ("auto", "tfds", "embedded")
@@ -78,8 +80,8 @@ def load_mnist(config: DataConfig | None = None) -> Mnist:
         except Exception as e:  # noqa: BLE001 -- any TFDS failure (no TF, no network, nothing prepared) falls back
             log.warning("TFDS MNIST unavailable (%s); using the embedded 5k subset", _first_line(e))
             data = load_embedded()
-    train = stratified_head(data.train_labels, config.max_train)
-    test = stratified_head(data.test_labels, config.max_test)
+    train = stratified_indices(data.train_labels, config.max_train)
+    test = stratified_indices(data.test_labels, config.max_test)
     data = Mnist(
         data.train_images[train], data.train_labels[train], data.test_images[test], data.test_labels[test], data.source
     )
@@ -149,14 +151,6 @@ def load_embedded() -> Mnist:
 
 def _to_float(images: np.ndarray) -> np.ndarray:
     return (np.asarray(images, np.float32) / 255.0).reshape(-1, 28, 28, 1)
-
-
-def stratified_head(labels: np.ndarray, n: int) -> np.ndarray:
-    """Sorted indices of the first ``n // 10`` examples of each class (all indices when ``n`` is 0)."""
-    if n <= 0 or n >= len(labels):
-        return np.arange(len(labels))
-    keep = np.concatenate([np.flatnonzero(labels == c)[: max(1, n // 10)] for c in range(10)])
-    return np.sort(keep)
 
 
 def _first_line(e: BaseException) -> str:

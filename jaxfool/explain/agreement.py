@@ -172,3 +172,35 @@ def load_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None, *, 
     if shape is not None:
         channel = channel.resize((shape[1], shape[0]), Image.Resampling.NEAREST)
     return np.asarray(channel, np.float32) / 255.0 > threshold
+
+
+@functools.partial(jax.jit, static_argnames=("fraction",))
+def _compare_stacks(a: Array, b: Array, fraction: float) -> Agreement:
+    return jax.vmap(lambda u, v: compare_heatmaps(u, v, fraction=fraction))(a, b)
+
+
+def compare_stacks(a: Array | np.ndarray, b: Array | np.ndarray, *, fraction: float = 0.2) -> dict[str, np.ndarray]:
+    """:func:`compare_heatmaps` of each pair of two stacks of heatmaps ``[N, H, W]``: ``{number: [N]}``."""
+    if np.shape(a) != np.shape(b) or np.ndim(a) != 3:
+        raise ValueError(f"compare_stacks needs two [N, height, width] stacks of one shape, got {np.shape(a)} and "
+                         f"{np.shape(b)}")
+    return {k: np.asarray(v) for k, v in _compare_stacks(jnp.asarray(a), jnp.asarray(b), fraction)._asdict().items()}
+
+
+def finite_mean(values: Array | np.ndarray | list) -> float | None:
+    """The mean of the finite entries of ``values`` (a rank correlation of a constant map is NaN); ``None`` if none."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else None
+
+
+def mean_agreement(agreement: dict[str, np.ndarray]) -> dict[str, float | None]:
+    """``{"mean_<number>": finite mean}`` of a :func:`compare_stacks` result."""
+    return {f"mean_{k}": finite_mean(v) for k, v in agreement.items()}
+
+
+def against_mask(maps: dict[str, Array], mask: Array, *, fraction: float = 0.2,
+                 tolerance: float = 0.0) -> dict[str, dict[str, float | bool]]:
+    """For each heatmap ``[H, W]`` of ``maps``: its top-``fraction`` IoU with ``mask [H, W]`` and the pointing game."""
+    return {name: {"top_k_iou": float(mask_iou(m, mask, fraction=fraction)),
+                   "pointing": bool(pointing_game(m, mask, tolerance=tolerance))} for name, m in maps.items()}

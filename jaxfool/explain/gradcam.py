@@ -6,7 +6,15 @@ with respect to it, and sum over channels:
 * Grad-CAM (Selvaraju et al., 2017): ``sum_c mean_hw(G)[c] * A[..., c]``;
 * Grad-CAM++ (Chattopadhay et al., 2018): channel weights ``sum_hw(alpha * relu(G))`` with
   ``alpha = G^2 / (2 G^2 + sum_hw(A) G^3)`` (the closed form for an exponential score);
-* Layer-CAM (Jiang et al., 2021): ``sum_c relu(G) * A``, a weight per position.
+* Layer-CAM (Jiang et al., 2021): ``sum_c relu(G) * A``, a weight per position;
+* XGrad-CAM (Fu et al., 2020): channel weights ``sum_hw(G * A) / (sum_hw(A) + 1e-7)``;
+* HiResCAM (Draelos & Carin, 2020): ``sum_c G * A``, the element-wise product (faithful to the score for
+  models that end in global pooling and one dense layer);
+* Eigen-CAM (Muhammad & Yeasin, 2020): the projection of the centred activations on their first principal
+  component (no gradient), sign-corrected so the larger extreme is positive (the SVD's sign is arbitrary).
+
+All follow pytorch-grad-cam's definitions (tests hold them to it); gradient-free perturbation CAMs (Score-CAM,
+Ablation-CAM) are in :mod:`jaxfool.explain.perturbation_cams`.
 
 Gradients at every requested layer come from one forward and one backward pass: the layers are tapped with
 zeros (:func:`jaxfool.models.zero_taps`) and differentiated with respect to the taps.
@@ -15,7 +23,7 @@ zeros (:func:`jaxfool.models.zero_taps`) and differentiated with respect to the 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +34,7 @@ from jaxfool.models.network import Network, Params, activation_shapes, forward_w
 
 Array = jax.Array
 
-METHODS = ("grad_cam", "grad_cam++", "layer_cam")
+METHODS = ("grad_cam", "grad_cam++", "layer_cam", "xgrad_cam", "hires_cam", "eigen_cam")
 RESIZE_METHODS = ("bilinear", "nearest", "bicubic")
 
 
@@ -90,12 +98,33 @@ def _cam(act: Array, grad: Array, method: str) -> Array:
         return jnp.einsum("hwc,c->hw", act, grad.mean(axis=(0, 1)))
     if method == "layer_cam":
         return jnp.einsum("hwc,hwc->hw", act, jax.nn.relu(grad))
+    if method == "hires_cam":
+        return jnp.einsum("hwc,hwc->hw", act, grad)
+    if method == "xgrad_cam":
+        return jnp.einsum("hwc,c->hw", act, (grad * act).sum(axis=(0, 1)) / (act.sum(axis=(0, 1)) + 1e-7))
+    if method == "eigen_cam":
+        return eigen_projection(act)
     # Grad-CAM++: zero where the gradient is zero, as in the reference implementations (avoids 0/0).
     g2 = grad**2
     denom = 2 * g2 + act.sum(axis=(0, 1)) * g2 * grad
     alpha = jnp.where(grad != 0, g2 / jnp.where(denom != 0, denom, 1), 0)
     weights = (alpha * jax.nn.relu(grad)).sum(axis=(0, 1))
     return jnp.einsum("hwc,c->hw", act, weights)
+
+
+def eigen_projection(act: Array) -> Array:
+    """``act [h, w, c]`` -> ``[h, w]``: the centred activations projected on their first principal direction.
+
+    pytorch-grad-cam's ``get_2d_projection``, with one sign convention added: the SVD determines the direction
+    only up to sign (LAPACK builds differ), so the map is flipped when its most negative value is larger in
+    magnitude than its most positive one (Seg-Eigen-CAM's correction), which makes it reproducible.
+    """
+    flat = act.reshape(-1, act.shape[-1])
+    flat = flat - flat.mean(axis=0)
+    _, _, vt = jnp.linalg.svd(flat, full_matrices=False)
+    projection = flat @ vt[0]
+    projection = jnp.where(-projection.min() > projection.max(), -projection, projection)
+    return projection.reshape(act.shape[:2])
 
 
 @functools.partial(xla.jit, static_argnames=("net", "layers", "method", "score", "relu", "size", "resize"))
@@ -133,7 +162,7 @@ def cams(
         x: one example ``[H, W, C]`` in the network's input units.
         label: the class index to explain.
         layers: spatial layers (activations ``[h, w, c]``); default: every spatial layer after the input.
-        method: ``"grad_cam"``, ``"grad_cam++"`` or ``"layer_cam"``.
+        method: one of :data:`METHODS` (see the module docstring).
         score: differentiate the class ``"logit"`` (default, as Grad-CAM does) or its ``"probability"``.
         relu: keep only the positive evidence (Grad-CAM's final ReLU).
         upsample: resize each map to ``[H, W]`` with ``jax.image.resize``; otherwise keep ``[h, w]``.
@@ -153,6 +182,10 @@ def cams(
     spatial = spatial_layers(net, params, x)
     if layers is None:
         layers = tuple(name for name in spatial if name != net.layer_names[0])
+        if not layers:
+            raise ValueError(f"CAMs need a spatial layer [height, width, channels] and {net.name} names none after "
+                             f"its input (layers: {', '.join(net.layer_names)})"
+                             + (f"; {net.module.layer_help}" if getattr(net.module, "layer_help", None) else ""))
     layers = net.check_layers(layers)
     for name in layers:
         if name not in spatial:
@@ -165,56 +198,34 @@ def cams(
                  resize=resize)
 
 
-def grad_cam(
-    net: Network,
-    params: Params,
-    x: Array,
-    label: Array | int,
-    *,
-    layer: str,
-    score: str = "logit",
-    relu: bool = True,
-    upsample: bool = True,
-    resize: str = "bilinear",
-) -> Array:
-    """Grad-CAM of class ``label`` at ``layer``: ``[H, W]`` (``[h, w]`` without ``upsample``).
+def _single_layer(method: str, doc: str) -> Callable[..., Array]:
+    """The one-layer form of :func:`cams` for ``method``: same arguments, ``layer=`` instead of ``layers=``."""
 
-    ``x`` is one example ``[H, W, C]``; the other arguments are those of :func:`cams`. Without ``relu`` and
-    ``upsample`` this is Captum's ``LayerGradCam(...).attribute(x, label)`` on the layer's output.
-    """
-    return cams(net, params, x, label, layers=(layer,), method="grad_cam", score=score, relu=relu,
-                upsample=upsample, resize=resize)[layer]
+    def cam(
+        net: Network,
+        params: Params,
+        x: Array,
+        label: Array | int,
+        *,
+        layer: str,
+        score: str = "logit",
+        relu: bool = True,
+        upsample: bool = True,
+        resize: str = "bilinear",
+    ) -> Array:
+        return cams(net, params, x, label, layers=(layer,), method=method, score=score, relu=relu,
+                    upsample=upsample, resize=resize)[layer]
 
-
-def grad_cam_plus_plus(
-    net: Network,
-    params: Params,
-    x: Array,
-    label: Array | int,
-    *,
-    layer: str,
-    score: str = "logit",
-    relu: bool = True,
-    upsample: bool = True,
-    resize: str = "bilinear",
-) -> Array:
-    """Grad-CAM++ of class ``label`` at ``layer``: ``[H, W]``; arguments as :func:`grad_cam`."""
-    return cams(net, params, x, label, layers=(layer,), method="grad_cam++", score=score, relu=relu,
-                upsample=upsample, resize=resize)[layer]
+    cam.__name__ = cam.__qualname__ = {"grad_cam++": "grad_cam_plus_plus"}.get(method, method)
+    cam.__doc__ = (f"{doc}: ``[H, W]`` (``[h, w]`` without ``upsample``).\n\n    ``x`` is one example ``[H, W, C]``; "
+                   "the other arguments are those of :func:`cams`.")
+    return cam
 
 
-def layer_cam(
-    net: Network,
-    params: Params,
-    x: Array,
-    label: Array | int,
-    *,
-    layer: str,
-    score: str = "logit",
-    relu: bool = True,
-    upsample: bool = True,
-    resize: str = "bilinear",
-) -> Array:
-    """Layer-CAM of class ``label`` at ``layer``: ``[H, W]``; arguments as :func:`grad_cam`."""
-    return cams(net, params, x, label, layers=(layer,), method="layer_cam", score=score, relu=relu,
-                upsample=upsample, resize=resize)[layer]
+grad_cam = _single_layer("grad_cam", "Grad-CAM of class ``label`` at ``layer``. Without ``relu`` and ``upsample`` "
+                         "this is Captum's ``LayerGradCam(...).attribute(x, label)`` on the layer's output")
+grad_cam_plus_plus = _single_layer("grad_cam++", "Grad-CAM++ of class ``label`` at ``layer``")
+layer_cam = _single_layer("layer_cam", "Layer-CAM of class ``label`` at ``layer``")
+xgrad_cam = _single_layer("xgrad_cam", "XGrad-CAM of class ``label`` at ``layer``")
+hires_cam = _single_layer("hires_cam", "HiResCAM of class ``label`` at ``layer``")
+eigen_cam = _single_layer("eigen_cam", "Eigen-CAM at ``layer`` (class-agnostic: ``label`` keeps the signature)")

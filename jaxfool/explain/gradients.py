@@ -44,8 +44,8 @@ def saliency(
 
 @functools.partial(xla.jit, static_argnames=("net", "num_samples", "score", "squared", "batch_size"))
 def _smooth_grad(net, params, x, label, key, noise, num_samples, score, squared, batch_size):
-    lo, hi = net.bounds
-    eps = jax.random.normal(key, (num_samples, *x.shape), x.dtype) * (noise * (hi - lo))
+    # The paper's (and PAIR's saliency code's) sigma is relative to this image's own range, not the model's bounds.
+    eps = jax.random.normal(key, (num_samples, *x.shape), x.dtype) * (noise * (x.max() - x.min()))
     g = input_gradients(net, params, x[None] + eps, label, score=score, batch_size=batch_size)
     return (g**2 if squared else g).mean(axis=0)
 
@@ -72,7 +72,8 @@ def smooth_grad(
         label: the class index to explain.
         key: PRNG key for the noise.
         num_samples: noisy copies.
-        noise: noise standard deviation as a fraction of the pixel range ``net.bounds`` (0.15 in the paper).
+        noise: noise standard deviation as a fraction of the image's range ``x.max() - x.min()`` (Smilkov et al.
+            use 0.1-0.2; 0.15 here).
         score: ``"logit"`` or ``"probability"``.
         squared: average squared gradients (SmoothGrad-SQ, Hooker et al., 2019).
         batch_size: copies per backward pass (memory bound); default all at once.

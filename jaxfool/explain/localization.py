@@ -6,7 +6,6 @@ occlusion, Grad-CAM and a uniformly random map (the chance level the others must
 
 from __future__ import annotations
 
-import dataclasses
 from typing import NamedTuple
 
 import jax
@@ -16,7 +15,7 @@ from tqdm.auto import tqdm
 
 from jaxfool.explain.agreement import mask_iou
 from jaxfool.explain.gradcam import grad_cam, spatial_layers
-from jaxfool.explain.occlusion import OcclusionConfig, occlusion
+from jaxfool.explain.occlusion import OcclusionConfig
 from jaxfool.models.network import Network, Params, predict_proba
 
 Array = jax.Array
@@ -78,11 +77,11 @@ def ink_overlap(
     if labels is None:
         labels = np.asarray(predict_proba(net, params, images).argmax(-1))
     labels = np.asarray(labels)
-    cfg = occlusion_config or OcclusionConfig(window=4, stride=1, baseline=0.0)
+    spec, hyper = (occlusion_config or OcclusionConfig(window=4, stride=1, baseline=0.0)).build()
     masks = jax.vmap(lambda x: ink_mask(x, net.bounds, threshold=threshold))(images)
 
     occ = np.array([
-        float(mask_iou(occlusion(net, params, x, int(y), **dataclasses.asdict(cfg)), m, fraction=fraction))
+        float(mask_iou(spec(net, params, x, int(y), hyper), m, fraction=fraction))
         for x, y, m in tqdm(zip(images, labels, masks, strict=True), total=len(images), desc="occlusion", leave=False)
     ])
     if grad_cam_layer is None:

@@ -13,10 +13,12 @@ import dataclasses
 import functools
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxfool import xla
 from jaxfool.explain._common import check_example, check_score, class_score, pair
@@ -25,9 +27,53 @@ from jaxfool.models.network import Network, Params, forward
 Array = jax.Array
 
 
+@dataclasses.dataclass(frozen=True)
+class Occlusion:
+    """The static part of occlusion: what fixes the compiled program. Hashable: a static argument of ``jax.jit``.
+
+    Attributes:
+        window: occluding window ``(height, width)`` in pixels, or one int for a square.
+        stride: step between windows; ``None``: half the window (at least 1).
+        score: ``"logit"`` or ``"probability"`` of the explained class.
+        batch_size: occluded copies per forward pass (bounds memory).
+    """
+
+    window: int | tuple[int, int] = 4
+    stride: int | tuple[int, int] | None = None
+    score: str = "logit"
+    batch_size: int = 64
+
+    def __post_init__(self):
+        pair(self.window, "occlusion window")
+        if self.stride is not None:
+            pair(self.stride, "occlusion stride")
+        check_score(self.score)
+        if self.batch_size < 1:
+            raise ValueError(f"occlusion batch_size must be >= 1, got {self.batch_size}")
+
+    def __call__(self, net: Network, params: Params, x: Array, label: Array | int,
+                 hyper: OcclusionParams | None = None) -> Array:
+        """:func:`occlusion` of one example ``x: [H, W, C]`` with these settings; returns ``[H, W]``."""
+        hyper = hyper if hyper is not None else OcclusionParams()
+        return occlusion(net, params, x, label, window=self.window, stride=self.stride, baseline=hyper.baseline,
+                         score=self.score, batch_size=self.batch_size)
+
+
+class OcclusionParams(NamedTuple):
+    """Traced settings of occlusion.
+
+    Attributes:
+        baseline: the occluding value: a number or an image ``[H, W, C]``.
+    """
+
+    baseline: ArrayLike = 0.0
+
+
 @dataclasses.dataclass
 class OcclusionConfig:
-    """Occlusion settings (pass as ``occlusion(net, params, x, label, **dataclasses.asdict(config))``).
+    """Occlusion settings as experiment configs nest them (mutable: the command line edits them).
+
+    :meth:`build` turns them into the static :class:`Occlusion` and the traced :class:`OcclusionParams`.
 
     Attributes:
         window: occluding window ``(height, width)`` in pixels, or one int for a square.
@@ -44,12 +90,17 @@ class OcclusionConfig:
     batch_size: int = 64
 
     def validate(self) -> None:
-        pair(self.window, "occlusion window")
-        if self.stride is not None:
-            pair(self.stride, "occlusion stride")
-        check_score(self.score)
-        if self.batch_size < 1:
-            raise ValueError(f"occlusion batch_size must be >= 1, got {self.batch_size}")
+        self.build()
+
+    def build(self) -> tuple[Occlusion, OcclusionParams]:
+        """The static settings and the traced ones (raises a one-line error for settings that cannot run)."""
+        spec = Occlusion(window=_hashable(self.window), stride=_hashable(self.stride), score=self.score,
+                         batch_size=self.batch_size)
+        return spec, OcclusionParams(baseline=float(self.baseline))
+
+
+def _hashable(v):
+    return tuple(v) if isinstance(v, list) else v
 
 
 def window_starts(size: int, window: int, stride: int) -> np.ndarray:
@@ -106,7 +157,8 @@ def occlusion(
         raise ValueError(f"baseline has shape {np.shape(baseline)}, expected a number or the image's {tuple(x.shape)}")
     if batch_size < 1:
         raise ValueError(f"occlusion batch_size must be >= 1, got {batch_size}")
-    return _occlusion(net, params, x, label, baseline, (wh, ww), (sh, sw), score, int(batch_size))
+    spec = Occlusion(window=(wh, ww), stride=(sh, sw), score=score, batch_size=int(batch_size))
+    return _occlusion(net, params, x, label, spec, OcclusionParams(baseline))
 
 
 def _cover(size: int, window: int, stride: int) -> np.ndarray:
@@ -116,15 +168,16 @@ def _cover(size: int, window: int, stride: int) -> np.ndarray:
     return (pixels >= starts[:, None]) & (pixels < starts[:, None] + window)
 
 
-@functools.partial(xla.jit, static_argnames=("net", "window", "stride", "score", "batch_size"))
-def _occlusion(net, params, x, label, baseline, window, stride, score, batch_size):
+@functools.partial(xla.jit, static_argnames=("net", "spec"))
+def _occlusion(net, params, x, label, spec, hyper):
+    window, stride, score, batch_size = spec.window, spec.stride, spec.score, spec.batch_size
     rows = _cover(x.shape[0], window[0], stride[0])  # [ny, H]
     cols = _cover(x.shape[1], window[1], stride[1])  # [nx, W]
     ny, nx = len(rows), len(cols)
     num = ny * nx
     size = min(batch_size, num)
     chunks = -(-num // size)
-    baseline = jnp.broadcast_to(jnp.asarray(baseline, x.dtype), x.shape)
+    baseline = jnp.broadcast_to(jnp.asarray(hyper.baseline, x.dtype), x.shape)
     rows_j, cols_j = jnp.asarray(rows), jnp.asarray(cols)
 
     def scores(xs):

@@ -1,5 +1,6 @@
-"""Models as pure functions with named activations."""
+"""Models as pure functions with named activations, jaxfool's own or adapted from Linen, NNX, Equinox or a function."""
 
+from jaxfool.models.adapters import from_equinox, from_function, from_linen, from_nnx
 from jaxfool.models.mnist_cnn import MnistCNN, mnist_cnn
 from jaxfool.models.network import (
     Network,
@@ -20,6 +21,10 @@ __all__ = [
     "activation_shapes",
     "forward",
     "forward_with_taps",
+    "from_equinox",
+    "from_function",
+    "from_linen",
+    "from_nnx",
     "logits_fn",
     "mnist_cnn",
     "predict_proba",

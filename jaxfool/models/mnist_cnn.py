@@ -28,7 +28,8 @@ class MnistCNN(nn.Module):
     """Named activations: ``inputs``, ``conv0`` and ``conv1`` (after ReLU and pooling), ``fc`` (dense 1024
     before its ReLU, as in the study) and ``logits``.
 
-    ``relu`` is swappable so explanations can substitute a guided ReLU without a second model definition.
+    ``relu`` is swappable (another nonlinearity without a second definition); guided backprop does not need it:
+    it swaps ``jax.nn.relu`` calls in any model (:func:`jaxfool.explain.guided`).
     """
 
     num_classes: int = 10

@@ -53,8 +53,10 @@ class Network:
 
     Attributes:
         name: short name used in run folders and tables.
-        module: the flax module; ``__call__(x, taps=None)`` maps ``x [batch, *input_shape]`` to the dict
-            of named activations (see :class:`Tap`), whose last entry is the logits.
+        module: the model: a flax module whose ``__call__(x, taps=None)`` maps ``x [batch, *input_shape]`` to
+            the dict of named activations (see :class:`Tap`), whose last entry is the logits; or anything with
+            the same ``apply(variables, x, taps=...)`` and ``init(key, x)``, as the adapters of
+            :mod:`jaxfool.models.adapters` make for models written without taps.
         input_shape: shape of one example, e.g. ``(28, 28, 1)``; ``None`` entries accept any size.
         layer_names: the named activations in forward order; the last one is the logits.
         bounds: the valid pixel range ``(low, high)`` of the module's input units.
@@ -63,7 +65,7 @@ class Network:
     """
 
     name: str
-    module: nn.Module
+    module: nn.Module | Any  # or an adapter with Linen's apply/init signatures
     input_shape: tuple[int | None, ...]
     layer_names: tuple[str, ...]
     bounds: tuple[float, float]
@@ -82,16 +84,29 @@ class Network:
         layers = (layers,) if isinstance(layers, str) else tuple(layers)
         for layer in layers:
             if layer not in self.layer_names:
+                hint = getattr(self.module, "layer_help", None)
                 raise ValueError(
                     f"unknown layer {layer!r} for {self.name}; valid layers: {', '.join(self.layer_names)}"
+                    + (f"; {hint}" if hint else "")
                 )
         return layers
+
+    def with_layers(self, layers: Sequence[str]) -> Network:
+        """This network with only ``layers`` (and the logits) named: what methods that use every named layer
+        (the backwork cost, reference activations) then see. Same module, same parameters."""
+        chosen = tuple(n for n in self.check_layers(layers) if n != self.layer_names[-1])
+        return dataclasses.replace(self, layer_names=(*chosen, self.layer_names[-1]))
 
     def check_class(self, label: int) -> int:
         """Returns ``label`` as an int, or raises a one-line error if it is not a class index."""
         if not 0 <= int(label) < self.num_classes:
             raise ValueError(f"class index {int(label)} out of range for {self.name}: use 0..{self.num_classes - 1}")
         return int(label)
+
+    def class_name(self, label: int) -> str:
+        """The human-readable name of class ``label``: from :attr:`class_names`, else the index as text."""
+        label = self.check_class(label)
+        return self.class_names[label] if self.class_names else str(label)
 
     def check_input(self, x: Any, *, batched: bool = True) -> None:
         """Raises a one-line error if ``x`` has the wrong shape, NaNs, or pixels outside :attr:`bounds`."""

@@ -57,8 +57,8 @@ class VGG16(nn.Module):
             raw RGB in ``[0, 255]`` normalised as torchvision's weights expect; ``"none"``: ``x`` is already
             preprocessed. Preprocessing inside the model makes attack budgets pixel units.
         num_classes: outputs of ``predictions``.
-        relu: the nonlinearity after every convolution and hidden dense layer; swappable so explanations can
-            substitute a guided ReLU without a second model definition.
+        relu: the nonlinearity after every convolution and hidden dense layer; swappable (guided backprop does
+            not need it: :func:`jaxfool.explain.guided` swaps ``jax.nn.relu`` calls in any model).
     """
 
     include_top: bool = True
