@@ -2,7 +2,7 @@
 
 Subpackages and modules, one job each:
 
-* :mod:`jaxfool.models` -- networks as pure functions with named activations (MNIST CNN, VGG16).
+* :mod:`jaxfool.models` -- networks as pure functions with named activations (MNIST CNN, VGG16, ResNet50/101).
 * :mod:`jaxfool.data` -- MNIST (TFDS, or the embedded offline subset).
 * :mod:`jaxfool.train` / :mod:`jaxfool.zoo` -- optax training; trained models cached as checkpoints.
 * :mod:`jaxfool.backwork` -- strongly classified spurious inputs (the backwork search).
@@ -10,7 +10,7 @@ Subpackages and modules, one job each:
   :mod:`jaxfool.defences` -- adversarial training and defensive distillation.
 * :mod:`jaxfool.explain` -- Grad-CAM family (all layers from one pass), guided backprop, occlusion, agreement.
 * :mod:`jaxfool.imagenet`, :mod:`jaxfool.images`, :mod:`jaxfool.weights` -- ImageNet pre/post-processing, image
-  folders, VGG16 weight import (Keras HDF5, torchvision) into orbax checkpoints; :mod:`jaxfool.xla` -- CPU
+  folders, VGG16 / ResNet weight import (Keras HDF5, torchvision) into orbax checkpoints; :mod:`jaxfool.xla` -- CPU
   compiler options for CNNs.
 * :mod:`jaxfool.checkpoints`, :mod:`jaxfool.runs`, :mod:`jaxfool.cli`, :mod:`jaxfool.plots` -- experiment plumbing.
 """
@@ -30,7 +30,7 @@ from jaxfool.models import (
     zero_taps,
 )
 from jaxfool.train import TrainConfig, accuracy, train
-from jaxfool.weights import load_vgg16, vgg16_params
+from jaxfool.weights import load_resnet50, load_resnet101, load_vgg16, vgg16_params
 
 __version__ = "0.1.0"
 
@@ -48,6 +48,8 @@ __all__ = [
     "forward_with_taps",
     "load_image_folder",
     "load_mnist",
+    "load_resnet101",
+    "load_resnet50",
     "load_vgg16",
     "logits_fn",
     "mnist_cnn",

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
+import pickle
+import shutil
 
 import h5py
 import jax
 import numpy as np
 import pytest
+import requests
 from vgg_helpers import random_params, write_official_h5
 
 from jaxfool import weights as W
 from jaxfool.models import forward
 from jaxfool.models.vgg16 import vgg16
+
+VGG16_FILES = W.ARCHITECTURES["vgg16"].keras_files
 
 
 def leftovers(folder):
@@ -37,7 +40,7 @@ def notop_file(tmp_path_factory, notop):
 def test_import_official_layout_roundtrips(notop_file, notop):
     params, info = W.import_keras_h5(notop_file, check_hash=False)
     assert info == {
-        "source": "keras_h5", "file": notop_file.name, "md5": W.file_digest(notop_file), "include_top": False,
+        "model": "vgg16", "source": "keras_h5", "file": notop_file.name, "md5": W.file_digest(notop_file), "include_top": False,
         "preprocessing": "caffe",
     }
     assert jax.tree.structure(params) == jax.tree.structure(notop)
@@ -46,7 +49,7 @@ def test_import_official_layout_roundtrips(notop_file, notop):
 
 
 def test_hash_is_checked_by_default(notop_file):
-    with pytest.raises(W.WeightsError, match=r"MD5 [0-9a-f]{32} is not the official Keras VGG16 file"):
+    with pytest.raises(W.WeightsError, match=r"MD5 [0-9a-f]{32} is not that of an official Keras file"):
         W.import_keras_h5(notop_file)
 
 
@@ -145,28 +148,46 @@ def test_restore_rejects_non_checkpoints(tmp_path, notop):
     assert leftovers(tmp_path) == ["empty"]
 
 
-def test_imagenet_weights_offline_fail_at_once_with_instructions(tmp_path, monkeypatch):
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("[Errno -2] Name or service not known")
+def offline(progress):
+    def download(url, output_file, pooch):
+        raise requests.exceptions.ConnectionError(f"Failed to resolve {url}: Name or service not known")
 
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    return download
+
+
+def local_server(folder):
+    """A pooch downloader that serves ``folder`` (a stand-in for Keras' bucket), as pooch calls downloaders."""
+    def make(progress):
+        def download(url, output_file, pooch):
+            shutil.copyfile(folder / url.rsplit("/", 1)[-1], output_file)
+
+        return download
+
+    return make
+
+
+@pytest.mark.parametrize("model", ["vgg16", "resnet50", "resnet101"])
+def test_imagenet_weights_offline_fail_at_once_with_instructions(tmp_path, monkeypatch, capsys, model):
+    monkeypatch.setattr(W.downloads, "_downloader", offline)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.keras/models cache either
     dest = tmp_path / "cache"
-    expected = dest / W.KERAS_FILES[True][0]
-    with pytest.raises(W.WeightsError, match=f"cannot download .*put it at {expected}"):
-        W.vgg16_params("imagenet", cache_dir=dest)
+    expected = dest / W.ARCHITECTURES[model].keras_files[True][0]
+    with pytest.raises(W.WeightsError, match=f"cannot download .*put it at {expected} .*fetch {model}`"):
+        W.load_params(model, "imagenet", cache_dir=dest)
     assert leftovers(dest) == []
-    assert W.main(["fetch", "vgg16", "--dest", str(dest)]) == 1
+    assert W.main(["fetch", model, "--dest", str(dest)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot download") and err.count("\n") == 1
 
 
 def test_fetch_uses_a_local_file_and_checks_its_hash(tmp_path, notop_file, monkeypatch, capsys):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     dest = tmp_path / "cache"
     dest.mkdir()
-    (dest / W.KERAS_FILES[False][0]).write_bytes(notop_file.read_bytes())  # right name, not the official bytes
+    (dest / VGG16_FILES[False][0]).write_bytes(notop_file.read_bytes())  # right name, not the official bytes
     assert W.main(["fetch", "vgg16", "--no-top", "--dest", str(dest)]) == 1
-    assert "is not the official Keras VGG16 file" in capsys.readouterr().err
-    assert leftovers(dest) == [W.KERAS_FILES[False][0]]
+    assert "is not that of an official Keras file" in capsys.readouterr().err
+    assert leftovers(dest) == [VGG16_FILES[False][0]]
 
 
 def test_cli_convert(tmp_path, notop_file, capsys):
@@ -204,8 +225,8 @@ def test_torchvision_export_roundtrips(tmp_path, notop):
     jax.tree.map(np.testing.assert_array_equal, back, notop)
     # fc1's row permutation (checked against PyTorch in test_vgg16) and its inverse, on a thin kernel.
     kernel = np.random.default_rng(0).normal(size=(25088, 2)).astype(np.float32)
-    torch_rows = W._fc1_rows(kernel, to_torch=True)
-    np.testing.assert_array_equal(W._fc1_rows(torch_rows, to_torch=False), kernel)
+    torch_rows = W.fc1_rows(kernel, to_torch=True)
+    np.testing.assert_array_equal(W.fc1_rows(torch_rows, to_torch=False), kernel)
     # Row h*7*512 + w*512 + c (NHWC) becomes row c*49 + h*7 + w (NCHW).
     np.testing.assert_array_equal(torch_rows[5 * 49 + 3 * 7 + 6], kernel[3 * 7 * 512 + 6 * 512 + 5])
 
@@ -243,14 +264,14 @@ def test_safetensors_import(tmp_path, notop):
 
 
 def test_fetch_downloads_checks_the_hash_and_converts(tmp_path, notop_file, notop, monkeypatch):
-    # A file:// "server" stands in for Keras' bucket; the published MD5 is swapped for the test file's.
+    # A local folder stands in for Keras' bucket; the published MD5 is swapped for the test file's.
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     server = tmp_path / "server"
     server.mkdir()
-    name = W.KERAS_FILES[False][0]
+    name = VGG16_FILES[False][0]
     (server / name).write_bytes(notop_file.read_bytes())
-    monkeypatch.setattr(W, "KERAS_URL", server.as_uri() + "/")
-    monkeypatch.setitem(W.KERAS_FILES, False, (name, W.file_digest(notop_file)))
+    monkeypatch.setattr(W.downloads, "_downloader", local_server(server))
+    monkeypatch.setitem(W.ARCHITECTURES["vgg16"].keras_files, False, (name, W.file_digest(notop_file)))
     dest = tmp_path / "cache"
     assert W.fetch_vgg16(include_top=False, dest=dest) == dest / "vgg16_notop"
     assert leftovers(dest) == sorted([name, "vgg16_notop"])
@@ -259,7 +280,7 @@ def test_fetch_downloads_checks_the_hash_and_converts(tmp_path, notop_file, noto
     # A corrupted download is refused before it is renamed into place, and nothing is converted.
     (server / name).write_bytes(notop_file.read_bytes()[:-10] + b"0123456789")
     other = tmp_path / "cache2"
-    with pytest.raises(W.WeightsError, match="downloaded .* has MD5"):
+    with pytest.raises(W.WeightsError, match="downloaded .* has the wrong MD5"):
         W.fetch_vgg16(include_top=False, dest=other)
     assert leftovers(other) == []
 
@@ -273,7 +294,7 @@ def test_auto_uses_official_weights_only_when_already_on_disk(tmp_path, monkeypa
         assert W.resolve_weights("auto", include_top=True, cache_dir=cache) == "random"
     assert "RANDOM weights" in caplog.text and "fetch vgg16`" in caplog.text
     # Keras' own cache holds the official file: found without any download.
-    keras_h5 = tmp_path / "home" / ".keras" / "models" / W.KERAS_FILES[True][0]
+    keras_h5 = tmp_path / "home" / ".keras" / "models" / VGG16_FILES[True][0]
     keras_h5.parent.mkdir(parents=True)
     keras_h5.touch()
     assert W.local_imagenet_weights(include_top=True, cache_dir=cache) == keras_h5
@@ -284,3 +305,57 @@ def test_auto_uses_official_weights_only_when_already_on_disk(tmp_path, monkeypa
     assert W.resolve_weights("auto", include_top=False, cache_dir=cache) == "imagenet"
     for other in ("imagenet", "random", "some/file.h5"):
         assert W.resolve_weights(other, cache_dir=cache) == other
+
+
+class Payload:
+    """A pickled object that is not a tensor (a real attack would run code in __reduce__)."""
+
+
+def test_a_pth_holding_objects_other_than_tensors_is_refused_for_safety(tmp_path, notop):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "vgg16_with_object.pth"
+    state = {k: torch.from_numpy(v) for k, v in W.to_torchvision(notop).items()}
+    torch.save({**state, "extra": Payload()}, path)
+    with pytest.raises(W.WeightsError, match=r"holds objects other than tensors \(.*Payload\) and is refused for safety") as e:
+        W.import_torchvision(path)
+    assert "\n" not in str(e.value) and "truncated" not in str(e.value) and "weights_only=False" not in str(e.value)
+    # Even a plain pickle (not torch's zip format) is never unpickled.
+    raw = tmp_path / "raw.pth"
+    raw.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(W.WeightsError, match="refused for safety|not a loadable PyTorch state dict"):
+        W.import_torchvision(raw)
+    with pytest.raises(W.WeightsError):
+        W.convert(path, tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_non_finite_weights_are_refused_before_anything_is_written(tmp_path, notop):
+    params = {name: dict(p) for name, p in notop.items()}
+    kernel = params["block3_conv2"]["kernel"].copy()
+    kernel[0, 0, 0, 0] = np.nan
+    params["block3_conv2"]["kernel"] = kernel
+    path = tmp_path / "nan.h5"
+    write_official_h5(path, params)
+    with pytest.raises(W.WeightsError, match="block3_conv2/kernel holds non-finite values"):
+        W.convert(path, tmp_path / "ckpt", check_hash=False)
+    with pytest.raises(W.WeightsError, match="non-finite"):
+        W.save_checkpoint(params, tmp_path / "ckpt", metadata={"include_top": False})
+    assert leftovers(tmp_path) == ["nan.h5"]
+
+
+def test_a_damaged_checkpoint_is_refused_in_one_line(tmp_path, notop):
+    ckpt = W.save_checkpoint(notop, tmp_path / "ckpt", metadata={"source": "test", "include_top": False})
+    # Overwrite the stored array data: orbax reads NaNs, or fails to decode.
+    data = sorted((p for p in (ckpt / "params").rglob("*") if p.is_file() and p.stat().st_size > 1 << 20),
+                  key=lambda p: p.stat().st_size)
+    assert data, "orbax wrote no array data files"
+    for p in data:
+        p.write_bytes(b"\xff" * p.stat().st_size)
+    with pytest.raises(W.WeightsError) as e:
+        W.restore_checkpoint(ckpt)
+    assert "\n" not in str(e.value) and ("damaged" in str(e.value) or "non-finite" in str(e.value))
+    for meta in (p for p in (ckpt / "meta").rglob("*") if p.is_file()):
+        meta.write_text("{not json")
+    with pytest.raises(W.WeightsError, match="metadata cannot be read.*convert it again") as e:
+        W.restore_checkpoint(ckpt)
+    assert "\n" not in str(e.value)

@@ -12,6 +12,7 @@ from jaxfool.models.network import (
     Tap,
     zero_taps,
 )
+from jaxfool.models.resnet import ResNet, resnet, resnet50, resnet101
 from jaxfool.models.vgg16 import VGG16, vgg16
 
 __all__ = [
@@ -27,6 +28,10 @@ __all__ = [
     "logits_fn",
     "mnist_cnn",
     "predict_proba",
+    "ResNet",
+    "resnet",
+    "resnet101",
+    "resnet50",
     "Tap",
     "VGG16",
     "vgg16",
