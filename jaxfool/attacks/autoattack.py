@@ -6,7 +6,7 @@ every earlier attack failed on; a point is robust only if all fail. Versions as 
 - ``rand``: APGD-CE and APGD-DLR, 20 gradients averaged per step (EOT) for randomised models.
 
 Each attack's run (a restart, a target) is one jitted, vmapped program over the still-robust points, gathered and
-padded to a power-of-two bucket so a handful of programs serve every subset size. Success is counted only where the
+padded to a power-of-two bucket (at least 32) so a handful of programs serve every subset size. Success is counted only where the
 model misclassifies the returned point and it lies inside the ball and the bounds. The soundness checks of
 :mod:`~jaxfool.attacks.soundness` run alongside and are part of the result.
 """
@@ -172,9 +172,9 @@ def auto_attack(
     return AutoAttackResult(x_adv, robust, correct, fooled_by, names, accs, seconds, found)
 
 
-def _bucket(n: int, cap: int) -> int:
-    """The smallest power of two >= ``n``, at most ``cap``: few distinct shapes, so few compilations."""
-    return min(cap, 1 << max(n - 1, 0).bit_length()) if n > 1 else 1
+def _bucket(n: int, cap: int, smallest: int = 32) -> int:
+    """The smallest power of two >= ``n`` (and >= ``smallest``), at most ``cap``: few shapes, so few compilations."""
+    return min(cap, max(smallest, 1 << max(n - 1, 0).bit_length()))
 
 
 @functools.partial(xla.jit, static_argnames=("attack", "bounds", "norm_name"))
