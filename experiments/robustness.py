@@ -71,16 +71,12 @@ def evaluate(model, x, y, e: Any, *, key, bounds) -> dict[str, Any]:
     return {
         "autoattack": aa.robust_accuracy, "autoattack_seconds": aa.seconds,
         "worst_case": float(aa.robust.mean()),
-        f"pgd{e.pgd_steps}@{e.eps:g}": _at(curves["pgd"], e.linf_epsilons, e.eps),
+        f"pgd{e.pgd_steps}@{e.eps:g}": curves["pgd"][list(e.linf_epsilons).index(e.eps)] if e.eps in e.linf_epsilons else None,
         "curves": curves,
         "median_distance": {n: float(np.median(d[correct])) if correct.any() else None for n, d in distances.items()},
         "checks": {c.name: c.to_json() for c in found},
         "flagged": [c.name for c in found if c.flagged],
     }
-
-
-def _at(curve: list[float], grid: tuple[float, ...], eps: float) -> float | None:
-    return curve[list(grid).index(eps)] if eps in grid else None
 
 
 def plot(results: dict[str, Any], e: Any, path: pathlib.Path) -> None:
@@ -110,9 +106,9 @@ def table(results: dict[str, Any], e: Any) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model, r in results.items():
         med = r["median_distance"]
-        fmt = lambda v: "-" if v is None else f"{v:.2f}"
+        fmt = lambda v, f="{:.2f}": "-" if v is None else f.format(v)
         cells = [f"{r['autoattack'][n]:.1%}" for n in names] + [f"**{r['worst_case']:.1%}**",
-                 f"{r[f'pgd{e.pgd_steps}@{e.eps:g}']:.1%}", f"{fmt(med['cw_l2'])} / {fmt(med['deepfool_l2'])}",
+                 fmt(r[f"pgd{e.pgd_steps}@{e.eps:g}"], "{:.1%}"), f"{fmt(med['cw_l2'])} / {fmt(med['deepfool_l2'])}",
                  ", ".join(r["flagged"]) or "none"]
         lines.append("| " + " | ".join([model, *cells]) + " |")
     return "\n".join(lines) + "\n"
@@ -140,9 +136,8 @@ def run(config: Any) -> dict[str, Any]:
         r = results[name]
         log.info("%s: AutoAttack %s -> %.1f%% (PGD-%d %.1f%%); flagged: %s", name, r["autoattack"],
                  100 * r["worst_case"], e.pgd_steps, 100 * r[f"pgd{e.pgd_steps}@{e.eps:g}"], r["flagged"] or "none")
-        for check in r["checks"].values():
-            if check["flagged"]:
-                log.warning("%s: %s", name, check["message"])
+        for check in (c for c in r["checks"].values() if c["flagged"]):
+            log.warning("%s: %s", name, check["message"])
     plot(results, e, run_dir / "curves.png")
     (run_dir / "robustness.md").write_text(table(results, e))
     metrics = {"data_source": data.source, "n_attacked": len(x), "eps": e.eps, "version": e.version,
