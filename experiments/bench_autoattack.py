@@ -19,7 +19,8 @@ import jax
 import numpy as np
 
 from jaxfool import attacks, cli, defended, runs, torch_twin
-from jaxfool.attacks import autoattack, minimum_norm
+from jaxfool.attacks import autoattack
+from jaxfool.attacks.minimum_norm import minimum_norm
 from jaxfool.data import load_mnist
 
 log = logging.getLogger("bench_autoattack")
@@ -114,9 +115,9 @@ def run(config: Any) -> dict[str, Any]:
     if b.min_norm:
         correct = result.clean_correct
         mine = {
-            "deepfool_l2": minimum_norm.minimum_norm(model, x, y, method="deepfool", norm="l2", bounds=net.bounds,
+            "deepfool_l2": minimum_norm(model, x, y, method="deepfool", norm="l2", bounds=net.bounds,
                                                      steps=b.deepfool_steps).distance,
-            "cw_l2": minimum_norm.minimum_norm(model, x, y, method="cw", bounds=net.bounds, steps=b.cw_steps,
+            "cw_l2": minimum_norm(model, x, y, method="cw", bounds=net.bounds, steps=b.cw_steps,
                                                search_steps=1, initial_const=b.cw_const, box_scale=1.0).distance,
         }
         theirs = torch_min_norm(tnet, x, y, b)

@@ -25,7 +25,8 @@ import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from jaxfool import attacks, cli, defended, runs, xla  # noqa: E402
-from jaxfool.attacks import autoattack, minimum_norm, soundness  # noqa: E402
+from jaxfool.attacks import autoattack, soundness  # noqa: E402
+from jaxfool.attacks.minimum_norm import minimum_norm, robust_curve  # noqa: E402
 from jaxfool.data import load_mnist  # noqa: E402
 from jaxfool.train import accuracy  # noqa: E402
 
@@ -55,17 +56,17 @@ def evaluate(model, x, y, e: Any, *, key, bounds) -> dict[str, Any]:
     curves = {"pgd": pgd_curve("pgd", model, x, y, e.linf_epsilons, **kw),
               "pgd_l2": pgd_curve("pgd_l2", model, x, y, e.l2_epsilons, **kw)}
     distances = {
-        "deepfool_linf": minimum_norm.minimum_norm(model, x, y, method="deepfool", norm="linf", bounds=bounds,
+        "deepfool_linf": minimum_norm(model, x, y, method="deepfool", norm="linf", bounds=bounds,
                                                    steps=e.deepfool_steps, batch_size=e.batch_size).distance,
-        "deepfool_l2": minimum_norm.minimum_norm(model, x, y, method="deepfool", norm="l2", bounds=bounds,
+        "deepfool_l2": minimum_norm(model, x, y, method="deepfool", norm="l2", bounds=bounds,
                                                  steps=e.deepfool_steps, batch_size=e.batch_size).distance,
-        "cw_l2": minimum_norm.minimum_norm(model, x, y, method="cw", bounds=bounds, steps=e.cw_steps,
+        "cw_l2": minimum_norm(model, x, y, method="cw", bounds=bounds, steps=e.cw_steps,
                                            search_steps=e.cw_search_steps, initial_const=e.cw_initial_const,
                                            batch_size=e.batch_size).distance,
     }
     for name, d in distances.items():
         grid = e.linf_epsilons if name.endswith("linf") else e.l2_epsilons
-        curves[name] = list(minimum_norm.robust_curve(d, np.asarray(grid)))
+        curves[name] = list(robust_curve(d, np.asarray(grid)))
     found = aa.checks + (soundness.check_eps_monotone(e.linf_epsilons, curves["pgd"]),)
     correct = aa.clean_correct
     return {

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from jaxfool import attacks
-from jaxfool.attacks import apgd, autoattack, fab, minimum_norm, soundness
+from jaxfool.attacks import apgd, autoattack, soundness
+from jaxfool.attacks.fab import fab, project_l2, project_linf
+from jaxfool.attacks.minimum_norm import cw_l2_fixed, minimum_norm, robust_curve
 from jaxfool.attacks.apgd import APGD
 from jaxfool.attacks.fab import FAB
 from jaxfool.attacks.square import Square, p_schedule
@@ -93,7 +95,7 @@ def test_targeted_attacks_reach_their_targets():
                                                                loss="dlr-targeted", target=ti).x_best))
     adv = run(x, y, targets, jax.random.split(jax.random.key(0), 8))
     np.testing.assert_array_equal(np.asarray(model(adv).argmax(-1)), np.asarray(targets))
-    fab_t = jax.jit(jax.vmap(lambda xi, yi, ti: fab.fab(model, xi, yi, key=jax.random.key(0), bounds=BOUNDS,
+    fab_t = jax.jit(jax.vmap(lambda xi, yi, ti: fab(model, xi, yi, key=jax.random.key(0), bounds=BOUNDS,
                                                         steps=10, target=ti)))
     adv, dist = fab_t(x, y, targets)
     np.testing.assert_array_equal(np.asarray(model(adv).argmax(-1)), np.asarray(targets))
@@ -107,7 +109,7 @@ def test_fab_projections_match_the_reference():
     t = rng.uniform(size=(6, 40)).astype(np.float32)
     t[::2, :15] = 0.0  # points on the box's faces, as MNIST digits are
     w, b = rng.normal(size=(6, 40)).astype(np.float32), 3 * rng.normal(size=6).astype(np.float32)
-    for theirs, mine in ((ref.projection_linf, fab.project_linf), (ref.projection_l2, fab.project_l2)):
+    for theirs, mine in ((ref.projection_linf, project_linf), (ref.projection_l2, project_l2)):
         expected = theirs(torch.tensor(t), torch.tensor(w), torch.tensor(b)).numpy()
         np.testing.assert_allclose(np.asarray(jax.vmap(mine)(t, w, b)), expected, atol=1e-6)
 
@@ -129,7 +131,7 @@ def test_deepfool_on_a_linear_model_steps_exactly_onto_the_boundary_with_oversho
     w = kernel[:, 1] - kernel[:, 0]
     margin = np.abs(np.asarray(x).reshape(4, -1) @ w)
     for norm, dual in (("l2", np.linalg.norm(w)), ("linf", np.abs(w).sum())):
-        r = minimum_norm.minimum_norm(model, x, y, method="deepfool", norm=norm, bounds=BOUNDS)
+        r = minimum_norm(model, x, y, method="deepfool", norm=norm, bounds=BOUNDS)
         np.testing.assert_allclose(r.distance, 1.02 * margin / dual, rtol=1e-4)  # one step of (1 + overshoot)
         assert (np.asarray(model(r.x_adv).argmax(-1)) != y).all()
 
@@ -138,8 +140,8 @@ def test_vectorised_cw_search_equals_a_per_example_binary_search(tiny):
     model, x, y = tiny
     x, y = x[:4], y[:4]
     kw = dict(steps=10, learning_rate=0.05)
-    batched = minimum_norm.minimum_norm(model, x, y, method="cw", bounds=BOUNDS, search_steps=4, initial_const=0.1, **kw)
-    fixed = jax.jit(lambda xi, yi, c: minimum_norm.cw_l2_fixed(model, xi, yi, c, bounds=BOUNDS, **kw))
+    batched = minimum_norm(model, x, y, method="cw", bounds=BOUNDS, search_steps=4, initial_const=0.1, **kw)
+    fixed = jax.jit(lambda xi, yi, c: cw_l2_fixed(model, xi, yi, c, bounds=BOUNDS, **kw))
     for i in range(len(x)):
         lower, upper, const = np.float32(0), np.float32(1e10), np.float32(0.1)
         best, best_const = np.inf, 0.0
@@ -159,7 +161,7 @@ def test_vectorised_cw_search_equals_a_per_example_binary_search(tiny):
 
 
 def test_robust_curve_counts_points_farther_than_eps():
-    np.testing.assert_allclose(minimum_norm.robust_curve(np.array([0.0, 0.2, 0.5, np.inf]), np.array([0, 0.2, 1])),
+    np.testing.assert_allclose(robust_curve(np.array([0.0, 0.2, 0.5, np.inf]), np.array([0, 0.2, 1])),
                                [0.75, 0.5, 0.25])
 
 
