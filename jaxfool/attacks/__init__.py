@@ -15,8 +15,14 @@ attacks run the one step loop :func:`iterate`, assembled from the pieces in :mod
 and :mod:`~jaxfool.attacks.norms`.
 """
 
+from jaxfool.attacks.apgd import APGD, apgd_run, dlr, dlr_targeted
+from jaxfool.attacks.autoattack import AutoAttackResult, auto_attack
 from jaxfool.attacks.batch import network_model, perturb, predict_labels, stack_params, sweep
 from jaxfool.attacks.evaluate import noise_images, robust_accuracy
+from jaxfool.attacks.fab import FAB, fab
+from jaxfool.attacks.minimum_norm import MinimumNorm, cw_l2, deepfool, minimum_norm, robust_curve
+from jaxfool.attacks.soundness import Check, run_checks
+from jaxfool.attacks.square import Square, square
 from jaxfool.attacks.gradient import ATTACKS, Attack, attack_names, get_attack
 from jaxfool.attacks.loop import AttackParams, Model, clip_perturbation, iterate
 from jaxfool.attacks.losses import cross_entropy, is_successful, margin, objective
@@ -35,9 +41,26 @@ from jaxfool.attacks.transforms import (
 from jaxfool.attacks.universal import UniversalParams, fooling_rate, universal_perturbation
 
 __all__ = [
+    "APGD",
     "ATTACKS",
     "Attack",
     "AttackParams",
+    "AutoAttackResult",
+    "Check",
+    "FAB",
+    "MinimumNorm",
+    "Square",
+    "apgd_run",
+    "auto_attack",
+    "cw_l2",
+    "deepfool",
+    "dlr",
+    "dlr_targeted",
+    "fab",
+    "minimum_norm",
+    "robust_curve",
+    "run_checks",
+    "square",
     "GradientTransform",
     "InputTransform",
     "L2",

@@ -1,0 +1,135 @@
+"""AutoAttack standard, DeepFool and C&W: jaxfool against torchattacks 3.5.1 on identical weights and digits,
+in one run: robust accuracy after each attack (parity) and wall-clock time (the bench).
+
+``python -m experiments.bench_autoattack --config configs/bench_autoattack.py``. torchattacks' attacks run in
+AutoAttack's cascade (each on the points every earlier one failed on, success = misclassified inside the ball),
+configured like the authors' standard version (100 steps, 9 targets, 5,000 queries); torchattacks' own
+``AutoAttack`` class defaults to 10 steps. C&W is compared at one fixed constant (torchattacks has no search)
+with torchattacks' tanh mapping (``box_scale=1``). Writes ``metrics.json`` and ``config.json`` into
+``<workdir>/bench_autoattack/<run>/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxfool import attacks, cli, defended, runs, torch_twin
+from jaxfool.attacks import autoattack
+from jaxfool.attacks.minimum_norm import minimum_norm
+from jaxfool.data import load_mnist
+
+log = logging.getLogger("bench_autoattack")
+
+
+def torch_cascade(tnet, x, y, b: Any) -> tuple[dict[str, float], float, np.ndarray]:
+    """torchattacks' APGD-CE, APGD-T, FAB-T, Square as AutoAttack runs them; ``(robust accuracy after each, s, robust)``."""
+    import torch
+    import torchattacks
+
+    xt, yt = torch_twin.to_torch(x, y)
+    with torch.no_grad():
+        robust = (tnet(xt).argmax(1) == yt).numpy()
+    accs = {"clean": float(robust.mean())}
+    steps = dict(steps=b.steps)
+    cascade = {
+        "apgd-ce": torchattacks.APGD(tnet, norm="Linf", eps=b.eps, loss="ce", n_restarts=1, seed=b.seed, **steps),
+        "apgd-t": torchattacks.APGDT(tnet, norm="Linf", eps=b.eps, n_restarts=1, n_classes=10, seed=b.seed, **steps),
+        "fab-t": torchattacks.FAB(tnet, norm="Linf", eps=b.eps, multi_targeted=True, n_classes=10, n_restarts=1,
+                                  seed=b.seed, **steps),
+        "square": torchattacks.Square(tnet, norm="Linf", eps=b.eps, n_queries=b.n_queries, n_restarts=1, seed=b.seed),
+    }
+    start = time.perf_counter()
+    for name, attack in cascade.items():
+        idx = np.flatnonzero(robust)
+        if idx.size:
+            adv = attack(xt[idx], yt[idx]).detach()
+            with torch.no_grad():
+                wrong = (tnet(adv).argmax(1) != yt[idx]).numpy()
+            inside = (adv - xt[idx]).abs().flatten(1).max(1)[0].numpy() <= b.eps + 1e-5
+            robust[idx[wrong & inside]] = False
+        accs[name] = float(robust.mean())
+    return accs, time.perf_counter() - start, robust
+
+
+def torch_min_norm(tnet, x, y, b: Any) -> dict[str, np.ndarray]:
+    """torchattacks' DeepFool and CW L2 distances (``inf`` where the returned point is not misclassified)."""
+    import torch
+    import torchattacks
+
+    xt, yt = torch_twin.to_torch(x, y)
+    out = {}
+    for name, attack in (("deepfool_l2", torchattacks.DeepFool(tnet, steps=b.deepfool_steps, overshoot=0.02)),
+                         ("cw_l2", torchattacks.CW(tnet, c=b.cw_const, kappa=0, steps=b.cw_steps, lr=0.01))):
+        adv = attack(xt, yt).detach()
+        with torch.no_grad():
+            wrong = (tnet(adv).argmax(1) != yt).numpy()
+        d = (adv - xt).flatten(1).norm(dim=1).numpy()
+        out[name] = np.where(wrong, d, np.inf)
+    return out
+
+
+def _median(d: np.ndarray, mask: np.ndarray) -> float | None:
+    found = d[mask & np.isfinite(d)]
+    return float(np.median(found)) if found.size else None
+
+
+def run(config: Any) -> dict[str, Any]:
+    """Parity and timing of AutoAttack standard, DeepFool and C&W; returns the metrics."""
+    cli.validate(config)
+    run_dir = runs.new_run_dir(config.workdir, "bench_autoattack", config.run_name)
+    runs.write_json(run_dir / "config.json", config)
+    b = config.bench
+    data = load_mnist(config.data)
+    net, models, _ = defended.mnist_models(config, data, (b.model,))
+    keep = np.concatenate([np.flatnonzero(data.test_labels == c)[: max(1, b.n_images // 10)] for c in range(10)])
+    x, y = data.test_images[keep], data.test_labels[keep]
+    model = attacks.network_model(net, models[b.model])
+    tnet = torch_twin.mnist_cnn_torch(models[b.model])
+    import torch
+
+    with torch.no_grad():
+        logit_diff = float(np.abs(tnet(torch_twin.to_torch(x[:64], y[:64])[0]).numpy() - np.asarray(model(x[:64]))).max())
+    comps = autoattack.components("standard", "linf", steps=b.steps, n_queries=b.n_queries)
+    jax_seconds, result = [], None
+    for repeat in range(b.repeats):  # the first call compiles
+        start = time.perf_counter()
+        result = autoattack.auto_attack(model, x, y, eps=b.eps, key=jax.random.key(b.seed + repeat), bounds=net.bounds,
+                                        attacks=comps, batch_size=b.batch_size, run_checks=False)
+        jax_seconds.append(round(time.perf_counter() - start, 2))
+    torch_accs, torch_seconds, _ = torch_cascade(tnet, x, y, b)
+    metrics: dict[str, Any] = {
+        "model": b.model, "n_images": len(x), "eps": b.eps, "torch_threads": torch.get_num_threads(),
+        "logit_max_abs_diff": logit_diff,
+        "robust_accuracy": {"jaxfool": result.robust_accuracy, "torchattacks": torch_accs},
+        "difference_pp": {k: round(100 * (result.robust_accuracy[k] - torch_accs[k]), 2) for k in torch_accs},
+        "seconds": {"jaxfool_first_call": jax_seconds[0], "jaxfool_steady": min(jax_seconds),
+                    "torchattacks": round(torch_seconds, 2)},
+        "jaxfool_over_torchattacks": round(min(jax_seconds) / torch_seconds, 3),
+        "per_attack_seconds_jaxfool": result.seconds,
+    }
+    if b.min_norm:
+        correct = result.clean_correct
+        mine = {
+            "deepfool_l2": minimum_norm(model, x, y, method="deepfool", norm="l2", bounds=net.bounds,
+                                                     steps=b.deepfool_steps).distance,
+            "cw_l2": minimum_norm(model, x, y, method="cw", bounds=net.bounds, steps=b.cw_steps,
+                                               search_steps=1, initial_const=b.cw_const, box_scale=1.0).distance,
+        }
+        theirs = torch_min_norm(tnet, x, y, b)
+        metrics["median_l2"] = {k: {"jaxfool": _median(mine[k], correct), "torchattacks": _median(theirs[k], correct),
+                                    "found_jaxfool": int((correct & np.isfinite(mine[k])).sum()),
+                                    "found_torchattacks": int((correct & np.isfinite(theirs[k])).sum())}
+                                for k in mine}
+    runs.write_json(run_dir / "metrics.json", metrics)
+    log.info("%s", {k: metrics[k] for k in ("robust_accuracy", "difference_pp", "seconds", "jaxfool_over_torchattacks")})
+    log.info("minimum norm: %s; run folder %s", metrics.get("median_l2"), run_dir)
+    return {**metrics, "run_dir": str(run_dir)}
+
+
+if __name__ == "__main__":
+    cli.main(run)

@@ -1,0 +1,230 @@
+"""FAB, the Fast Adaptive Boundary attack (Croce & Hein 2020), L-inf and L2, one example at a time.
+
+FAB looks for the *smallest* perturbation that changes the decision. Each step linearises the decision boundary
+at the current point (the closest one over all classes; or the target's, for FAB-T), projects both the current
+point and the original input onto that hyperplane inside the box, and moves to a convex combination of the two
+projections (weight ``alpha <= alpha_max`` on the original, overshoot ``eta``); once misclassified it records
+the point if it is the closest so far and steps back towards the input by ``beta``. The box projections
+(:func:`project_linf`, :func:`project_l2`: exact minimal-norm points of the hyperplane inside ``[0, 1]^d``, found
+by a binary search over sorted breakpoints) follow the authors' ``fab_projections.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jaxfool.attacks.norms import get_norm
+
+Array = jax.Array
+_BIG = 1e12
+
+
+def project_linf(t: Array, w: Array, b: Array) -> Array:
+    """The L-inf-smallest ``d`` with ``<w, t + d> = b`` and ``t + d`` in ``[0, 1]^n`` (or the closest feasible).
+
+    Args:
+        t: ``[n]`` the point, inside ``[0, 1]``.
+        w: ``[n]`` the hyperplane's normal.
+        b: the hyperplane's offset (scalar).
+
+    Returns:
+        ``d: [n]``.
+    """
+    n = t.shape[0]
+    sign = jnp.where(jnp.dot(w, t) - b >= 0, 1.0, -1.0)
+    w, b = w * sign, b * sign
+    a = (w < 0).astype(t.dtype)
+    d = (a - t) * (w != 0)
+    p = a - t * (2 * a - 1)
+    order = jnp.argsort(p)
+    b = b - jnp.dot(w, t)
+    b0 = jnp.dot(w, d)
+    rev = order[::-1]
+    ws = w[rev]
+    s = jnp.cumsum(jnp.abs(ws))
+    sb = jnp.cumsum(-ws * d[rev]) + b0
+    c_l = b - (sb[-1] - s[-1] * p[order[0]]) > 0
+    c2 = (b - b0 > 0) & ~c_l
+
+    def search(_, bounds):
+        lb, ub = bounds
+        mid = (lb + ub) // 2
+        value = sb[mid] - s[mid] * p[order[n - 1 - mid]]
+        up = b - value > 0
+        return jnp.where(up, mid, lb), jnp.where(up, ub, mid)
+
+    lb, _ = jax.lax.fori_loop(0, math.ceil(math.log2(n)), search, (jnp.int32(0), jnp.int32(n - 1)))
+    lam_l = jnp.maximum((b - sb[-1]) / -s[-1], 0.0)
+    lam = jnp.maximum((b - sb[lb]) / -s[lb], 0.0)
+    d_c2 = jnp.minimum(lam, d) * a + jnp.maximum(-lam, d) * (1 - a)
+    d = jnp.where(c_l, (2 * a - 1) * lam_l, jnp.where(c2, d_c2, d))
+    return d * (w != 0)
+
+
+def project_l2(t: Array, w: Array, b: Array) -> Array:
+    """The L2-smallest ``d`` with ``<w, t + d> = b`` and ``t + d`` in ``[0, 1]^n``; arguments as :func:`project_linf`."""
+    n = t.shape[0]
+    c = jnp.dot(w, t) - b
+    sign = jnp.where(c >= 0, 1.0, -1.0)
+    w, c = w * sign, c * sign
+    small = jnp.abs(w) < 1e-8
+    safe_w = jnp.where(small, 1.0, w)
+    r = jnp.clip(jnp.maximum(t / safe_w, (t - 1) / safe_w), -_BIG, _BIG)
+    r = jnp.where(small | (r == -_BIG), _BIG, r)
+    order = jnp.argsort(r)
+    rs = r[order]
+    rs2 = jnp.concatenate([rs[1:], jnp.zeros((1,), r.dtype)])
+    rs = jnp.where(rs == _BIG, 0.0, rs)
+    rs2 = jnp.where(rs2 == _BIG, 0.0, rs2)
+    w3s = (w * w)[order]
+    w5 = jnp.sum(w3s)
+    ws = w5 - jnp.cumsum(w3s)
+    d = -(r * w) * ~small
+    s = jnp.concatenate([-w5 * rs[:1], jnp.cumsum((rs - rs2) * ws) - w5 * rs[0]])
+    c4 = s[0] + c < 0
+    c3 = jnp.dot(d, w) + c > 0
+    c2 = ~(c4 | c3)
+
+    def search(_, bounds):
+        lb, ub = bounds
+        mid = (lb + ub) // 2
+        up = s[mid] + c > 0
+        return jnp.where(up, mid, lb), jnp.where(up, ub, mid)
+
+    lb, _ = jax.lax.fori_loop(0, math.ceil(math.log2(n)), search, (jnp.int32(0), jnp.int32(n - 1)))
+    d_c4 = -(c / w5) * w
+    alpha = jnp.where(ws[lb] == 0, 0.0, (s[lb] + c) / jnp.where(ws[lb] == 0, 1.0, ws[lb]) + rs[lb])
+    beyond = alpha > r
+    d_c2 = jnp.where(beyond, d, -alpha * w)
+    d = jnp.where(c4, d_c4, jnp.where(c2, d_c2, d))
+    return d * ~small
+
+
+def fab(
+    model,
+    x: Array,
+    label: Array,
+    *,
+    key: Array,
+    bounds: tuple[float, float],
+    norm: str = "linf",
+    steps: int = 100,
+    target: Array | None = None,
+    eps: Array | None = None,
+    random_start: bool = False,
+    alpha_max: float = 0.1,
+    eta: float = 1.05,
+    beta: float = 0.9,
+) -> tuple[Array, Array]:
+    """FAB (or FAB-T with ``target``) on one example: the closest misclassified point it finds.
+
+    Args:
+        model: ``x [batch, H, W, C] -> logits [batch, classes]``.
+        x: ``[H, W, C]`` inside ``bounds``.
+        label: the true class.
+        key: the random start's randomness (unused without ``random_start``).
+        bounds: valid ``(low, high)`` input range.
+        norm: ``"linf"`` or ``"l2"``: the distance FAB minimises.
+        steps: iterations (100 in AutoAttack).
+        target: FAB-T's target class; ``None`` for untargeted FAB (the closest boundary over all classes).
+        eps: radius of the random start (the reference starts at ``eps / 2`` on restarts after the first).
+        random_start: start from a random point at distance ``eps / 2`` instead of ``x``.
+        alpha_max, eta, beta: the reference's step parameters.
+
+    Returns:
+        ``(x_adv [H, W, C], distance)``: the closest misclassified point found and its ``norm`` distance to
+        ``x``, or ``(x, inf)`` if none was found.
+    """
+    nrm = get_norm(norm)
+    low, high = bounds
+    scale = high - low
+    shape = x.shape
+    # The projections work in [0, 1]^n: attack u = (x - low) / scale and map the result back.
+    x0 = ((x - low) / scale).reshape(-1)
+    f = lambda u: model((low + scale * u).reshape(shape)[None])[0]
+    if random_start:
+        r = jnp.asarray(eps, x.dtype) / scale * 0.5
+        if norm == "linf":
+            t = jax.random.uniform(key, x0.shape, x.dtype, -1.0, 1.0)
+        else:
+            t = jax.random.normal(key, x0.shape, x.dtype)
+        x1 = jnp.clip(x0 + r * t / jnp.maximum(nrm.measure(t), 1e-12), 0.0, 1.0)
+    else:
+        x1 = x0
+    project = project_linf if norm == "linf" else project_l2
+    dual = (lambda g: jnp.sum(jnp.abs(g), -1)) if norm == "linf" else (lambda g: jnp.sqrt(jnp.sum(g * g, -1)))
+
+    def hyperplane(u: Array) -> tuple[Array, Array]:
+        """``(df, dg)``: the logit difference to cross and its gradient, for the closest (or target) class."""
+        if target is not None:
+            diff = lambda v: (lambda z: z[target] - z[label])(f(v))
+            df, dg = jax.value_and_grad(diff)(u)
+            return df, dg
+        z, jac = f(u), jax.jacrev(f)(u)
+        df = z - z[label]
+        dg = jac - jac[label]
+        dist = jnp.abs(df) / (1e-12 + dual(dg))
+        k = jnp.where(jnp.arange(z.shape[0]) == label, jnp.inf, dist).argmin()
+        return df[k], dg[k]
+
+    def body(_, carry):
+        x1, adv, best = carry
+        df, w = hyperplane(x1)
+        b = -df + jnp.dot(w, x1)
+        d1, d2 = project(x1, w, b), project(x0, w, b)
+        a1 = jnp.maximum(nrm.measure(d1), 1e-8)
+        a2 = jnp.maximum(nrm.measure(d2), 1e-8)
+        alpha = jnp.clip(a1 / (a1 + a2), 0.0, alpha_max)
+        x1 = jnp.clip((x1 + eta * d1) * (1 - alpha) + (x0 + eta * d2) * alpha, 0.0, 1.0)
+        wrong = f(x1).argmax() != label
+        dist = nrm.measure(x1 - x0)
+        closer = wrong & (dist < best)
+        adv = jnp.where(closer, x1, adv)
+        best = jnp.where(closer, dist, best)
+        x1 = jnp.where(wrong, x0 + (x1 - x0) * beta, x1)
+        return x1, adv, best
+
+    _, adv, best = jax.lax.fori_loop(0, steps, body, (x1, x0, jnp.asarray(jnp.inf, x.dtype)))
+    return (low + scale * adv).reshape(shape), best * scale
+
+
+@dataclasses.dataclass(frozen=True)
+class FAB:
+    """FAB as a component of :func:`~jaxfool.attacks.auto_attack`: ``restarts`` runs (the first from the input,
+    later ones from random points), each over ``n_targets`` targets for FAB-T (``targeted``).
+    """
+
+    norm: str = "linf"
+    targeted: bool = True
+    steps: int = 100
+    restarts: int = 1
+    n_targets: int = 9
+    alpha_max: float = 0.1
+    eta: float = 1.05
+    beta: float = 0.9
+
+    @property
+    def name(self) -> str:
+        return "fab-t" if self.targeted else "fab"
+
+    @property
+    def runs(self) -> int:
+        return self.restarts * (self.n_targets if self.targeted else 1)
+
+    def __call__(self, model, x: Array, label: Array, eps: Array, run: Array, *, key: Array,
+                 bounds: tuple[float, float]) -> Array:
+        # The reference loops targets outside restarts: run = target_index * restarts + restart.
+        target, restart = None, run % self.restarts
+        if self.targeted:
+            logits = model(x[None])[0]
+            target = jnp.argsort(logits)[logits.shape[-1] - (2 + run // self.restarts)]
+        start = lambda rs: fab(model, x, label, key=key, bounds=bounds, norm=self.norm, steps=self.steps,
+                               target=target, eps=eps, random_start=rs, alpha_max=self.alpha_max, eta=self.eta,
+                               beta=self.beta)[0]
+        if self.restarts == 1:
+            return start(False)
+        return jax.lax.cond(restart > 0, lambda: start(True), lambda: start(False))
