@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import pathlib
 import time
-from collections.abc import Callable
 from typing import Any
 
 import jax
 
-from jaxfool import attacks, cli, defences, plots, runs, zoo
-from jaxfool.data import Mnist, load_mnist, stratified_indices
-from jaxfool.models import Network, mnist_cnn
-from jaxfool.models.network import Params
+from jaxfool import attacks, cli, defended, plots, runs
+from jaxfool.data import load_mnist, stratified_indices
 from jaxfool.progress import bar as progress_bar
-from jaxfool.train import TrainConfig, accuracy, one_hot, train
+from jaxfool.train import accuracy
 
 log = logging.getLogger("attack_sweep")
 
@@ -41,64 +37,13 @@ def parse_attack(spec: str, *, steps: int, pgd_steps: int, restarts: int) -> att
     return dataclasses.replace(attack, name=spec)
 
 
-def _cached(path: pathlib.Path, like: Params, make: Callable[[Any], Params], meta: dict[str, Any]) -> Params:
-    """Restores the parameters at ``path`` or makes and saves them (``make(work folder)``; see ``zoo.cached``)."""
-    params, _, made_now = zoo.cached(path, like, lambda work: (make(work), meta))
-    if not made_now:
-        log.info("restored %s", path)
-    return params
-
-
-def train_models(config: Any, data: Mnist) -> tuple[Network, dict[str, Params], dict[str, Any]]:
-    """The plain CNN and each enabled defence, trained or restored; returns ``(net, {name: params}, info)``."""
-    cache = pathlib.Path(config.workdir) / "models"
-    net = mnist_cnn()
-    plain, info = zoo.load_or_train(net, data, config.train, cache_dir=cache, progress=True)
-    models, details = {"plain": plain}, {"plain": {"checkpoint": info["checkpoint"]}}
-    d = config.defences
-    like = jax.eval_shape(lambda: net.init(key=jax.random.key(0)))
-    onehot = one_hot(data.train_labels, net.num_classes)
-
-    def adversarial(name: str, attack: attacks.Attack, fraction: float, ramp: int, config: TrainConfig) -> None:
-        tag = f"{name}-eps{d.eps:g}-steps{attack.steps}-ramp{ramp}-from-{pathlib.Path(info['checkpoint']).name}"
-        path = cache / zoo.model_key(net, data, config, tag)
-        # (radius, epochs) phases, each warm-started from the previous parameters.
-        phases = [(d.eps * (i + 1) / (ramp + 1), 1) for i in range(ramp)] + [(d.eps, config.epochs - ramp)]
-
-        def make(work: pathlib.Path | None) -> Params:  # each phase resumes from its own work folder
-            params = plain
-            for i, (eps, epochs) in enumerate(phases):
-                batch_fn = defences.adversarial_batch_fn(net, attack, attack.params(eps), fraction=fraction)
-                phase = dataclasses.replace(config, epochs=epochs, seed=config.seed + i)
-                params = train(net, data.train_images, onehot, phase, params=params, batch_fn=batch_fn,
-                               checkpoint_dir=work and work / f"phase{i}", progress=True,
-                               desc=f"{name} training at eps {eps:.3g}")[0]
-            return params
-
-        meta = {"defence": name, "phases": phases, "train": runs.to_jsonable(config)}
-        models[name] = _cached(path, like, make, meta)
-        details[name] = {"checkpoint": str(path), "phases": phases}
-
-    if d.fgsm_training:
-        adversarial("fgsm_trained", attacks.get_attack("fgsm"), 0.5, 0, d.fgsm_train)
-    if d.pgd_training:
-        adversarial("pgd_trained", attacks.get_attack("pgd", steps=d.pgd_steps), 1.0, d.ramp_epochs, d.pgd_train)
-    if d.distillation:
-        path = cache / zoo.model_key(net, data, d.distill_train, f"distilled-T{d.temperature:g}")
-        make = lambda work: defences.defensive_distillation(
-            net, data.train_images, data.train_labels, d.distill_train, temperature=d.temperature)[1]
-        models["distilled"] = _cached(path, like, make, {"defence": "distillation", "temperature": d.temperature})
-        details["distilled"] = {"checkpoint": str(path)}
-    return net, models, details
-
-
 def run(config: Any) -> dict[str, Any]:
     """Trains or restores the models, sweeps every attack over the epsilons; returns the metrics."""
     cli.validate(config)
     start = time.perf_counter()
     run_dir = runs.start_run(config, "attack_sweep")
     data = load_mnist(config.data)
-    net, models, details = train_models(config, data)
+    net, models, details = defended.mnist_models(config, data, progress=True)
     s = config.sweep
     keep = stratified_indices(data.test_labels, s.n_test)
     x, y = data.test_images[keep], data.test_labels[keep]

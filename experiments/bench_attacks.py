@@ -113,7 +113,7 @@ def _torch_inputs(params, x, y):
     import torch
 
     on = torch_twins.device()
-    return torch_twins.mnist_cnn(params, on=on), torch_twins.nchw(x, on=on), torch.from_numpy(np.array(y)).long().to(on)
+    return (torch_twins.mnist_cnn(params, on=on), *torch_twins.batch(x, y, on=on))
 
 
 def _torchattacks(net, params, x, y, eps, b, metrics) -> float | None:

@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxfool import attacks, cli, defended, runs, torch_twin
+from jaxfool import attacks, cli, defended, runs, torch_twins
 from jaxfool.attacks import autoattack
 from jaxfool.attacks.minimum_norm import minimum_norm
 from jaxfool.data import load_mnist
@@ -31,7 +31,7 @@ def torch_cascade(tnet, x, y, b: Any) -> tuple[dict[str, float], float, np.ndarr
     import torch
     import torchattacks
 
-    xt, yt = torch_twin.to_torch(x, y)
+    xt, yt = torch_twins.batch(x, y)
     with torch.no_grad():
         robust = (tnet(xt).argmax(1) == yt).numpy()
     accs = {"clean": float(robust.mean())}
@@ -61,7 +61,7 @@ def torch_min_norm(tnet, x, y, b: Any) -> dict[str, np.ndarray]:
     import torch
     import torchattacks
 
-    xt, yt = torch_twin.to_torch(x, y)
+    xt, yt = torch_twins.batch(x, y)
     out = {}
     for name, attack in (("deepfool_l2", torchattacks.DeepFool(tnet, steps=b.deepfool_steps, overshoot=0.02)),
                          ("cw_l2", torchattacks.CW(tnet, c=b.cw_const, kappa=0, steps=b.cw_steps, lr=0.01))):
@@ -89,11 +89,11 @@ def run(config: Any) -> dict[str, Any]:
     keep = np.concatenate([np.flatnonzero(data.test_labels == c)[: max(1, b.n_images // 10)] for c in range(10)])
     x, y = data.test_images[keep], data.test_labels[keep]
     model = attacks.network_model(net, models[b.model])
-    tnet = torch_twin.mnist_cnn_torch(models[b.model])
+    tnet = torch_twins.mnist_cnn(models[b.model])
     import torch
 
     with torch.no_grad():
-        logit_diff = float(np.abs(tnet(torch_twin.to_torch(x[:64], y[:64])[0]).numpy() - np.asarray(model(x[:64]))).max())
+        logit_diff = float(np.abs(tnet(torch_twins.batch(x[:64], y[:64])[0]).numpy() - np.asarray(model(x[:64]))).max())
     comps = autoattack.components("standard", "linf", steps=b.steps, n_queries=b.n_queries)
     jax_seconds, result = [], None
     for repeat in range(b.repeats):  # the first call compiles

@@ -36,6 +36,13 @@ def nchw(x: Any, *, on: str | None = None) -> Any:
     return torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(on or "cpu")
 
 
+def batch(x: Any, y: Any, *, on: str | None = None) -> tuple[Any, Any]:
+    """``x [n, H, W, C]``, ``y [n]`` -> NCHW float32 and int64 tensors on ``on`` (default: CPU)."""
+    import torch
+
+    return nchw(x, on=on), torch.from_numpy(np.array(y)).long().to(on or "cpu")
+
+
 def frozen(model: Any) -> Any:
     """``model`` in eval mode with parameter gradients off (the peers' fastest setting for input gradients)."""
     for p in model.parameters():
