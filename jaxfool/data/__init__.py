@@ -1,5 +1,5 @@
 """Datasets."""
 
-from jaxfool.data.mnist import DataConfig, Mnist, load_embedded, load_mnist, load_tfds
+from jaxfool.data.mnist import DataConfig, Mnist, load_embedded, load_files, load_mnist, load_tfds
 
-__all__ = ["DataConfig", "Mnist", "load_embedded", "load_mnist", "load_tfds"]
+__all__ = ["DataConfig", "Mnist", "load_embedded", "load_files", "load_mnist", "load_tfds"]
