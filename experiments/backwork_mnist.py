@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import resource
 import time
 from typing import Any
 
@@ -47,6 +48,7 @@ def run(config: Any) -> dict[str, Any]:
 
     metrics: dict[str, Any] = {
         "data_source": data.source,
+        "data_files": list(data.files),
         "model_checkpoint": model_info["checkpoint"],
         "model_trained_now": model_info["trained_now"],
         "test_accuracy": model_info["test_accuracy"],
@@ -67,11 +69,14 @@ def run(config: Any) -> dict[str, Any]:
         metrics["retrain"] = retrain(net, params, data, result, config, run_dir, metrics["test_accuracy"],
                                      key=jax.random.fold_in(root, RETRAIN))
     metrics["seconds"] = round(time.perf_counter() - start, 1)
+    metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux: KiB
     runs.write_json(run_dir / "metrics.json", metrics)
     log.info(
-        "%d/%d generated images reach p >= %.4g (median p = %.6f) in %s updates; test accuracy %.4f; %.0f s; %s",
+        "%d/%d generated images reach p >= %.4g (median p = %.6f) in %s updates; test accuracy %.4f; %.0f s, "
+        "peak memory %d MB; %s; %s",
         metrics["n_at_least_cap"], len(metrics["confidences"]), config.backwork.prob_cap_min,
-        metrics["median_confidence"], metrics["steps"], metrics["test_accuracy"], metrics["seconds"], run_dir,
+        metrics["median_confidence"], metrics["steps"], metrics["test_accuracy"], metrics["seconds"],
+        metrics["peak_rss_mb"], data.describe(), run_dir,
     )
     return {**metrics, "run_dir": str(run_dir)}
 

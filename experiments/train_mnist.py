@@ -34,6 +34,7 @@ def run(config: Any) -> dict[str, Any]:
                  title=f"{net.name} on {data.source}", logy=True)
     metrics = {
         "data_source": data.source,
+        "data_files": list(data.files),
         "n_train": len(data.train_labels),
         "n_test": len(data.test_labels),
         "test_accuracy": info["test_accuracy"],
@@ -43,8 +44,8 @@ def run(config: Any) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - start, 1),
     }
     runs.write_json(run_dir / "metrics.json", metrics)
-    log.info("test accuracy %.4f on %s (%d test digits); run folder %s",
-             metrics["test_accuracy"], data.source, metrics["n_test"], run_dir)
+    log.info("test accuracy %.4f; %.0f s; %s; run folder %s",
+             metrics["test_accuracy"], metrics["seconds"], data.describe(), run_dir)
     return {**metrics, "run_dir": str(run_dir)}
 
 

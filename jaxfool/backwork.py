@@ -18,8 +18,12 @@ Choices that differ from the original, on purpose:
 
 * pixels are clipped to the model's bounds after every step (the original clipped only at initialisation, so
   its images could leave [0, 1]; a fooling image outside the valid pixel range is not an image);
-* "stuck" means the probability did not rise over the last ``num_mono_dec_saves`` checks (the original's
-  "monotonically decreasing"), checked after every step, and only below ``reinit_below``.
+* the output term is ``-log p`` by default rather than ``1 - p`` (see :func:`output_cost`).
+
+As in the original: an input is "stuck" when its last ``num_mono_dec_saves`` checked probabilities never rose
+(its ``ProbTracker`` window: 3 values, so 2 comparisons) while the latest is below ``reinit_below``; a
+re-initialised input gets new pixels but keeps Adam's moments (the original assigned the variable and left the
+optimiser alone); the references are every training example of the label.
 """
 
 from __future__ import annotations
@@ -57,9 +61,13 @@ class BackworkConfig:
         prob_cap_min: the search stops when its least confident input reaches this probability.
         max_steps: at most this many checks (the study's "saves").
         updates_per_check: Adam updates between two checks.
-        num_mono_dec_saves: re-initialise an input whose probability has not risen over this many checks...
-        reinit_below: ...while it is below this probability.
-        refs_per_label: training examples per label whose activations are the reference (bounds memory).
+        num_mono_dec_saves: re-initialise an input whose last this many checked probabilities never rose
+            (the study's window: 3 values, 2 comparisons)...
+        reinit_below: ...while the latest is below this probability.
+        reset_adam_on_reinit: zero a re-initialised input's Adam moments; by default they are kept, as in the
+            study (which assigned new pixels to the variable and left the optimiser alone).
+        refs_per_label: training examples per label whose activations are the reference; 0 (the default, the
+            study's) uses every training example of the label.
         output_loss: ``"one_minus_p"`` (the study's ``1 - p``) or ``"cross_entropy"`` (``-log p``, the
             default; see :func:`output_cost` for why).
         stop_per_label: stop each label's batch on its own when its least confident input reaches
@@ -81,7 +89,8 @@ class BackworkConfig:
     num_mono_dec_saves: int = 3
     updates_per_check: int = 1
     reinit_below: float = 0.99
-    refs_per_label: int = 1000
+    reset_adam_on_reinit: bool = False
+    refs_per_label: int = 0
     output_loss: str = "cross_entropy"
     stop_per_label: bool = False
     labels: tuple[int, ...] = tuple(range(10))
@@ -89,10 +98,12 @@ class BackworkConfig:
     def validate(self) -> None:
         if self.images_per_label < 2:
             raise ValueError("backwork.images_per_label must be >= 2 (the batch term compares inputs)")
-        if min(self.max_steps, self.num_mono_dec_saves, self.updates_per_check) < 1:
-            raise ValueError("backwork.max_steps, num_mono_dec_saves and updates_per_check must be >= 1")
-        if self.refs_per_label < 2:
-            raise ValueError("backwork.refs_per_label must be >= 2")
+        if min(self.max_steps, self.updates_per_check) < 1:
+            raise ValueError("backwork.max_steps and backwork.updates_per_check must be >= 1")
+        if self.num_mono_dec_saves < 2:
+            raise ValueError("backwork.num_mono_dec_saves must be >= 2 (it compares that many checked probabilities)")
+        if self.refs_per_label == 1 or self.refs_per_label < 0:
+            raise ValueError("backwork.refs_per_label must be 0 (every training example) or >= 2")
         if not 0 < self.prob_cap_min <= 1 or not 0 < self.reinit_below <= 1:
             raise ValueError("backwork.prob_cap_min and backwork.reinit_below must be in (0, 1]")
         if self.output_loss not in OUTPUT_LOSSES:
@@ -109,7 +120,7 @@ class BackworkConfig:
         spec = Backwork(
             images_per_label=int(self.images_per_label), num_mono_dec_saves=int(self.num_mono_dec_saves),
             reinit_below=float(self.reinit_below), prob_cap_min=float(self.prob_cap_min),
-            output_loss=self.output_loss,
+            output_loss=self.output_loss, reset_adam_on_reinit=bool(self.reset_adam_on_reinit),
         )
         settings = (sweep or BackworkSweepConfig()).settings(self)
         hyper = BackworkParams(
@@ -131,6 +142,7 @@ class Backwork:
         reinit_below: ...while it is below this probability.
         prob_cap_min: a label's batch is done when its least confident input reaches this probability.
         output_loss: ``"cross_entropy"`` or ``"one_minus_p"`` (see :func:`output_cost`).
+        reset_adam_on_reinit: zero a re-initialised input's Adam moments (the study keeps them).
     """
 
     images_per_label: int = 8
@@ -138,6 +150,7 @@ class Backwork:
     reinit_below: float = 0.99
     prob_cap_min: float = 0.999
     output_loss: str = "cross_entropy"
+    reset_adam_on_reinit: bool = False
 
 
 @dataclasses.dataclass
@@ -180,7 +193,7 @@ class State(NamedTuple):
     Attributes:
         x: ``[batch, H, W, C]`` the generated inputs.
         adam: Adam's moments for ``x``.
-        history: ``[num_mono_dec_saves + 1, batch]`` the latest correct-class probabilities, oldest first;
+        history: ``[num_mono_dec_saves, batch]`` the latest correct-class probabilities, oldest first;
             ``-1`` marks checks not made yet (after initialisation or re-initialisation).
         prob: ``[batch]`` the correct-class probability at the last check.
         reinitialised: ``[batch]`` re-initialisations so far.
@@ -299,7 +312,7 @@ def init_state(net: Network, spec: Backwork, *, key: Array) -> State:
     return State(
         x=x,
         adam=optax.scale_by_adam().init(x),
-        history=jnp.full((spec.num_mono_dec_saves + 1, b), -1.0, jnp.float32),
+        history=jnp.full((spec.num_mono_dec_saves, b), -1.0, jnp.float32),
         prob=jnp.zeros(b),
         reinitialised=jnp.zeros(b, jnp.int32),
         steps=jnp.zeros((), jnp.int32),
@@ -307,11 +320,19 @@ def init_state(net: Network, spec: Backwork, *, key: Array) -> State:
     )
 
 
+def record_check(history: Array, prob: Array) -> Array:
+    """``history [checks, batch]`` with ``prob [batch]`` appended and the oldest entry dropped."""
+    return jnp.concatenate([history[1:], prob[None]])
+
+
 def stuck(history: Array, prob: Array, reinit_below: float) -> Array:
-    """``[batch]`` whether each input's probability has not risen over the checks in ``history`` while low.
+    """``[batch]`` whether each input's probabilities in ``history`` never rose, while the latest is low.
+
+    The study's ``ProbTracker.get_mask``: with a window of 3, an input is stuck at the third check after its
+    (re-)initialisation if ``p1 >= p2 >= p3`` and ``p3 < reinit_below``.
 
     Args:
-        history: ``[checks + 1, batch]`` probabilities, oldest first, ``-1`` for checks not made yet.
+        history: ``[checks, batch]`` probabilities, oldest first, ``-1`` for checks not made yet.
         prob: ``[batch]`` the latest probability.
         reinit_below: only inputs below this probability count as stuck.
     """
@@ -346,16 +367,17 @@ def backwork_check(
 ) -> State:
     """The study's "save": probabilities of one label's batch, re-initialisation of stuck inputs, stopping.
 
-    Re-initialised inputs restart from ``U(bounds)`` with zero Adam moments and an empty history.
+    Re-initialised inputs restart from ``U(bounds)`` with an empty history; their Adam moments are kept
+    unless ``spec.reset_adam_on_reinit``.
     """
     prob = jax.nn.softmax(forward(net, params, state.x)[0])[:, label]
-    history = jnp.concatenate([state.history[1:], prob[None]])
+    history = record_check(state.history, prob)
     redo = stuck(history, prob, spec.reinit_below)
     per_image = redo.reshape(-1, *([1] * (state.x.ndim - 1)))
     x = jnp.where(per_image, jax.random.uniform(key, state.x.shape, minval=net.bounds[0], maxval=net.bounds[1]), state.x)
-    adam = state.adam._replace(
-        mu=jnp.where(per_image, 0.0, state.adam.mu), nu=jnp.where(per_image, 0.0, state.adam.nu)
-    )
+    adam = state.adam
+    if spec.reset_adam_on_reinit:
+        adam = adam._replace(mu=jnp.where(per_image, 0.0, adam.mu), nu=jnp.where(per_image, 0.0, adam.nu))
     new = State(
         x=x,
         adam=adam,
@@ -381,28 +403,62 @@ def activations(net: Network, params: Params, x: Array, layers: tuple[str, ...])
 
 
 def reference_activations(
-    net: Network, params: Params, images: np.ndarray, labels: np.ndarray, targets: Sequence[int], per_label: int
+    net: Network,
+    params: Params,
+    images: np.ndarray,
+    labels: np.ndarray,
+    targets: Sequence[int],
+    per_label: int = 0,
+    *,
+    chunk: int = 1000,
 ) -> References:
     """Training activations of every reference layer, stacked over ``targets``: leaves ``[labels, n, ...]``.
 
-    Uses the first ``n = min(per_label, smallest class count)`` examples of each target label, so every
-    label has the same count and the labels can be vmapped.
+    Each target uses its first ``min(per_label, count)`` training examples (all of them when ``per_label`` is
+    0). Labels have different counts; to vmap over labels, each label's set is padded to the largest count
+    ``n`` by repeating its own examples, which leaves every nearest-neighbour distance unchanged. Activations
+    are computed ``chunk`` images at a time by one compiled forward pass (the last chunk padded), so memory
+    beyond the references themselves stays bounded on full MNIST.
+
+    Args:
+        net: the network; its layers but the last are the reference layers.
+        params: trained parameters.
+        images: ``[N, H, W, C]`` training images.
+        labels: ``[N]`` their labels.
+        targets: the labels to collect references for.
+        per_label: at most this many examples per label; 0 keeps all.
+        chunk: images per forward pass.
     """
+    if chunk < 1:
+        raise ValueError(f"chunk={chunk} must be >= 1")
     counts = [int(np.sum(labels == t)) for t in targets]
     if min(counts) == 0:
         raise ValueError(f"no training examples of label {targets[counts.index(0)]}; check backwork.labels")
-    n = min(per_label, *counts)
+    n = max(counts) if per_label <= 0 else min(per_label, max(counts))
     layers = net.layer_names[:-1]
-    per_target = [activations(net, params, jnp.asarray(images[np.flatnonzero(labels == t)[:n]]), layers)
-                  for t in targets]
+    chunk = min(chunk, n)
+    bufs: dict[str, np.ndarray] | None = None
+    for j, t in enumerate(targets):
+        rows = np.flatnonzero(labels == t)[: n]
+        rows = np.resize(rows, n)  # repeats the label's own examples up to n
+        for i in range(0, n, chunk):
+            x = images[rows[i : i + chunk]]
+            if len(x) < chunk:  # pad so every call has the compiled shape
+                x = np.concatenate([x, np.zeros((chunk - len(x), *x.shape[1:]), x.dtype)])
+            acts = activations(net, params, jnp.asarray(x), layers)
+            if bufs is None:
+                bufs = {k: np.empty((len(targets), n, int(np.prod(a.shape[1:]))), np.float32) for k, a in acts.items()}
+            m = min(chunk, n - i)
+            for k in layers:
+                bufs[k][j, i : i + m] = np.asarray(acts[k]).reshape(chunk, -1)[:m]
     out, sqnorm = {}, {}
     for name in layers:
-        stacked = jnp.stack([acts[name] for acts in per_target])  # [labels, n, ...]
-        if stacked.ndim == 3:
-            out[name] = jnp.sort(jnp.swapaxes(stacked, 1, 2), axis=-1)
+        shape = acts[name].shape[1:]
+        if len(shape) == 1:  # dense: per unit, its values sorted (see _dense_reference_distance)
+            out[name] = jnp.asarray(np.sort(np.swapaxes(bufs.pop(name), 1, 2), axis=-1))
             sqnorm[name] = jnp.zeros((len(targets), 0))
         else:
-            out[name] = stacked.reshape(len(targets), n, -1)
+            out[name] = jnp.asarray(bufs.pop(name))
             sqnorm[name] = jnp.sum(jnp.square(out[name]), -1)
     return References(out, sqnorm)
 

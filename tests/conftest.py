@@ -12,6 +12,7 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 import jax
 import numpy as np
 import pytest
+import pathlib
 
 from jaxfool.data import DataConfig, load_mnist
 from jaxfool.models import mnist_cnn
@@ -20,6 +21,17 @@ from jaxfool.train import TrainConfig, one_hot, train
 # Tests compare float32 results at tolerances of 1e-5 and below; GPUs' default TF32 matmuls and convolutions
 # (about 1e-4 relative) would exceed them. No effect on CPU.
 jax.config.update("jax_default_matmul_precision", "highest")
+
+
+# The four official MNIST files (gzipped), shipped beside the project for tests and CI; a fresh clone has no such
+# folder and the tests that need them skip. JAXFOOL_SHARED_MNIST points elsewhere (e.g. from a git worktree).
+SHARED_MNIST = pathlib.Path(
+    os.environ.get("JAXFOOL_SHARED_MNIST", pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist")
+)
+needs_shared_mnist = pytest.mark.skipif(
+    not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file(),
+    reason=f"the official MNIST files are not at {SHARED_MNIST} (a fresh clone has no ../shared/data/mnist)",
+)
 
 
 @pytest.fixture(scope="session")

@@ -93,23 +93,87 @@ def test_study_layer_factors():
 
 
 def test_stuck_rule():
-    # history [checks + 1 = 4, batch = 5], oldest first
+    # history [checks = 3, batch = 5], oldest first
     history = jnp.array([
-        [0.5, 0.5, 0.5, -1.0, 0.995],
-        [0.4, 0.6, 0.5, 0.3, 0.994],
+        [0.4, 0.6, 0.5, -1.0, 0.994],
         [0.3, 0.5, 0.5, 0.2, 0.993],
-        [0.2, 0.4, 0.5, 0.1, 0.992],
+        [0.2, 0.6, 0.5, 0.1, 0.992],
     ])
     prob = history[-1]
     stuck = backwork.stuck(history, prob, reinit_below=0.99)
-    # 0: falling throughout -> stuck; 1: rose once -> not; 2: flat (never rose) -> stuck;
+    # 0: falling throughout -> stuck; 1: rose at the last check -> not; 2: flat (never rose) -> stuck;
     # 3: history not full yet -> not; 4: falling but above 0.99 -> not
     assert stuck.tolist() == [True, False, True, False, False]
 
 
-def test_check_reinitialises_stuck_inputs_and_resets_their_state(trained_mnist):
+class StudyProbTracker:
+    """jalexvig/cnn_backwork's ProbTracker (cnn_backwork.py), transcribed: the reference for the rule."""
+
+    def __init__(self, timesteps, batch_size):
+        self._tracker = np.full((timesteps, batch_size), np.nan)
+
+    def __call__(self, probs):
+        for j, prob in enumerate(probs):
+            nan_idxs = np.where(np.isnan(self._tracker[:, j]))[0]
+            if len(nan_idxs):
+                self._tracker[nan_idxs[0], j] = prob
+            else:
+                self._tracker[:-1, j] = self._tracker[1:, j]
+                self._tracker[-1, j] = prob
+
+    def get_mask(self):
+        m = ~np.isnan(self._tracker).any(axis=0)
+        m &= (np.diff(self._tracker, axis=0) <= 0).all(axis=0)
+        return m & (self._tracker[-1] < 0.99)
+
+    def mark_replaced_inputs(self, replacement_mask):
+        self._tracker[:, replacement_mask] = np.nan
+
+
+def resets(sequence, num_mono_dec_saves=3, impl="jaxfool"):
+    """The checks (1-based) at which an input whose checked probabilities are ``sequence`` is re-initialised."""
+    out = []
+    if impl == "study":
+        tracker = StudyProbTracker(num_mono_dec_saves, 1)
+        for i, p in enumerate(sequence):
+            tracker([p])
+            if tracker.get_mask()[0]:
+                out.append(i + 1)
+                tracker.mark_replaced_inputs(np.array([True]))
+        return out
+    history = jnp.full((num_mono_dec_saves, 1), -1.0)
+    for i, p in enumerate(sequence):
+        history = backwork.record_check(history, jnp.array([p]))
+        if bool(backwork.stuck(history, history[-1], reinit_below=0.99)[0]):
+            out.append(i + 1)
+            history = jnp.full_like(history, -1.0)
+    return out
+
+
+def test_reinitialisation_at_the_studys_third_check():
+    # Falling from the start: the study's tracker (3 values) resets at the third check; jaxfool's former rule
+    # (4 values, 3 comparisons) waited for the fourth.
+    falling = [0.30, 0.20, 0.20, 0.10, 0.05, 0.04]
+    assert resets(falling, impl="study") == [3, 6]
+    assert resets(falling) == [3, 6]
+    assert resets(falling, num_mono_dec_saves=4) == [4]
+    # A rise restarts the count; a confident input (>= 0.99) is never reset.
+    assert resets([0.3, 0.2, 0.25, 0.2, 0.1]) == resets([0.3, 0.2, 0.25, 0.2, 0.1], impl="study") == [5]
+    assert resets([0.995, 0.994, 0.993]) == resets([0.995, 0.994, 0.993], impl="study") == []
+
+
+def test_reinitialisation_matches_the_study_on_random_sequences():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        # coarse values so that ties (flat stretches, which count as not rising) occur
+        seq = np.round(rng.uniform(0.0, 1.0, size=12), 1).astype(np.float32).tolist()
+        assert resets(seq) == resets(seq, impl="study"), seq
+
+
+@pytest.mark.parametrize("reset_adam", [False, True])
+def test_check_reinitialises_stuck_inputs(trained_mnist, reset_adam):
     net, params = trained_mnist
-    spec, _ = BackworkConfig(images_per_label=2, num_mono_dec_saves=2).build()
+    spec, _ = BackworkConfig(images_per_label=2, num_mono_dec_saves=3, reset_adam_on_reinit=reset_adam).build()
     state = backwork.init_state(net, spec, key=jax.random.key(0))
     probs = jax.nn.softmax(forward(net, params, state.x)[0])
     label = int(jnp.argmin(probs[0]))  # a class input 0 is far from (p < 0.1)
@@ -122,10 +186,35 @@ def test_check_reinitialises_stuck_inputs_and_resets_their_state(trained_mnist):
     assert new.reinitialised.tolist() == [1, 0]
     assert not np.allclose(new.x[0], state.x[0]) and 0.0 <= float(new.x.min()) and float(new.x.max()) <= 1.0
     np.testing.assert_array_equal(new.x[1], state.x[1])
-    assert float(jnp.abs(new.adam.mu[0]).max()) == 0.0 and float(jnp.abs(new.adam.nu[0]).max()) == 0.0
+    # The study kept Adam's moments for a re-initialised input; reset_adam_on_reinit zeroes them.
+    expected = 0.0 if reset_adam else 1.0
+    assert float(jnp.abs(new.adam.mu[0]).max()) == expected and float(jnp.abs(new.adam.nu[0]).max()) == expected
     assert float(new.adam.mu[1].min()) == 1.0
     assert new.history[:, 0].tolist() == [-1.0, -1.0, -1.0]
     np.testing.assert_allclose(new.history[:, 1], [p1 - 0.1, p1 - 0.05, p1], rtol=1e-5)
+
+
+def test_all_references_padded_by_repeats_keep_nearest_distances(trained_mnist, mnist):
+    net, params = trained_mnist
+    # unequal counts per label (40, 23, 10), shuffled so that the labels interleave
+    keep = np.concatenate([np.flatnonzero(mnist.train_labels == t)[:c] for t, c in ((0, 40), (1, 23), (2, 10))])
+    keep = np.random.default_rng(0).permutation(keep)
+    labels, images = mnist.train_labels[keep], mnist.train_images[keep]
+    targets = (0, 1)
+    counts = [int((labels == t).sum()) for t in targets]
+    # chunk 7 does not divide the counts: the padded last chunk must not leak into the references
+    refs = backwork.reference_activations(net, params, images, labels, targets, 0, chunk=7)
+    n = max(counts)
+    assert refs.acts["conv0"].shape[:2] == (2, n) and refs.acts["fc"].shape == (2, 1024, n)
+    x = jax.random.uniform(jax.random.key(3), (4, 28, 28, 1))
+    _, gen = forward(net, params, x, layers=net.layer_names[:-1])
+    for j, t in enumerate(targets):
+        _, exact = forward(net, params, jnp.asarray(images[labels == t]), layers=net.layer_names[:-1])
+        for name in ("inputs", "conv0", "conv1"):
+            fast = backwork._spatial_reference_distance(gen[name], refs.acts[name][j], refs.sqnorm[name][j])
+            assert float(fast) == pytest.approx(float(backwork.reference_distance(gen[name], exact[name])), rel=1e-4)
+        fast = backwork._dense_reference_distance(gen["fc"], refs.acts["fc"][j])
+        assert float(fast) == pytest.approx(float(backwork.reference_distance(gen["fc"], exact["fc"])), rel=1e-5)
 
 
 # ------------------------------------------------------------------------------ vmapped step, compile once

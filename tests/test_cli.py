@@ -42,7 +42,7 @@ def test_variant_config_builds_on_the_default():
         (["--config.bogus=1"], "valid fields of the config: workdir"),
         (["--config.backwork.max_steps=abc"], "is not a valid int"),
         (["--config.backwork.max_steps=2.5"], "is not a valid int"),
-        (["--config.data.source=foo"], "is not one of auto, tfds, embedded"),
+        (["--config.data.source=foo"], "is not one of auto, files, tfds, embedded"),
         (["--config.backwork.max_steps=0"], "must be >= 1"),
         (["--config.backwork.max_steps"], "has no value"),
         (["stray"], "unexpected argument"),

