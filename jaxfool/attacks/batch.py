@@ -178,10 +178,10 @@ def _validate(attack, model, x, labels, params, bounds, *, sweep: bool) -> tuple
         raise ValueError(f"perturb params must be scalars, got {_shapes(params)}; use sweep for [K] settings")
     if not _is_concrete(x, labels, params):
         return bounds, params  # called under the caller's own transformation: nothing concrete to check
-    checks.check_images(x, (None, None, None), bounds, batched=True, what="attack input")
-    labels = np.asarray(labels)
-    if labels.shape != (len(x),) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be integers of shape ({len(x)},), got {labels.dtype} {labels.shape}")
+    checks.check_images(_local(x), (None, None, None), bounds, batched=True, what="attack input")
+    if np.shape(labels) != (len(x),) or not np.issubdtype(np.result_type(labels), np.integer):
+        raise ValueError(f"labels must be integers of shape ({len(x)},), got {np.result_type(labels)} {np.shape(labels)}")
+    labels = _local(labels)
     try:
         out = jax.eval_shape(model, jax.ShapeDtypeStruct((1, *np.shape(x)[1:]), jnp.float32))
     except Exception as e:  # noqa: BLE001 -- re-raised as one line naming the input shape
@@ -191,12 +191,20 @@ def _validate(attack, model, x, labels, params, bounds, *, sweep: bool) -> tuple
         raise ValueError(f"the model must map [batch, H, W, C] to logits [batch, classes], got shape {out.shape}")
     if labels.size and not (0 <= labels.min() and labels.max() < out.shape[1]):
         raise ValueError(f"labels must be class indices in 0..{out.shape[1] - 1}, got {labels.min()}..{labels.max()}")
-    eps, rel_step, decay, prob = (np.asarray(v) for v in params)
+    eps, rel_step, decay, prob = (_local(v) for v in params)
     if not all(np.isfinite(v).all() for v in (eps, rel_step, decay, prob)):
         raise ValueError("attack params contain NaN or infinite values")
     if (eps < 0).any() or (rel_step < 0).any() or (decay < 0).any() or ((prob < 0) | (prob > 1)).any():
         raise ValueError("attack params need eps >= 0, rel_step >= 0, decay >= 0 and 0 <= diversity_prob <= 1")
     return bounds, params
+
+
+def _local(a: Any) -> np.ndarray:
+    """The values of ``a`` that this process holds: all of them, or, for a global array that spans other
+    processes' devices (a multi-host run), its addressable shards stacked; each process checks its own rows."""
+    if isinstance(a, jax.Array) and not a.is_fully_addressable:
+        return np.concatenate([np.asarray(s.data).reshape(-1, *s.data.shape[1:]) for s in a.addressable_shards])
+    return np.asarray(a)
 
 
 def _shapes(params: AttackParams) -> str:
