@@ -180,7 +180,8 @@ def _validate(attack, model, x, labels, params, bounds, *, sweep: bool) -> tuple
         return bounds, params  # called under the caller's own transformation: nothing concrete to check
     checks.check_images(_local(x), (None, None, None), bounds, batched=True, what="attack input")
     if np.shape(labels) != (len(x),) or not np.issubdtype(np.result_type(labels), np.integer):
-        raise ValueError(f"labels must be integers of shape ({len(x)},), got {np.result_type(labels)} {np.shape(labels)}")
+        got = f"{np.result_type(labels)} {np.shape(labels)}"
+        raise ValueError(f"labels must be integers of shape ({len(x)},), got {got}")
     labels = _local(labels)
     try:
         out = jax.eval_shape(model, jax.ShapeDtypeStruct((1, *np.shape(x)[1:]), jnp.float32))

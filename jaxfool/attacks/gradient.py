@@ -127,7 +127,8 @@ class Attack:
         # Checked here rather than left to NamedTuple._replace, whose error type and text vary across Pythons.
         unknown = sorted(set(overrides) - set(AttackParams._fields))
         if unknown:
-            raise ValueError(f"unknown attack parameter(s) {', '.join(unknown)}; valid: {', '.join(AttackParams._fields)}")
+            valid = ", ".join(AttackParams._fields)
+            raise ValueError(f"unknown attack parameter(s) {', '.join(unknown)}; valid: {valid}")
         fields = [jnp.asarray(v, jnp.float32) for v in base._replace(**overrides)]
         shape = jnp.broadcast_shapes(*(f.shape for f in fields))
         return AttackParams(*(jnp.broadcast_to(f, shape) for f in fields))
