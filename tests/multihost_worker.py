@@ -51,7 +51,7 @@ def run(coordinator: str, num_processes: int, process_id: int) -> dict:
     cams = distributed.map_examples(lambda p, xi, yi: explain.cams(net, p, xi, yi), mesh, "batch")
     maps = cams(attacks.replicate(params, mesh), xs, ys)  # {layer: [N, 12, 12]}, every layer from one backward
 
-    return distributed.gather({"x_adv": x_adv, **{f"cam/{k}": v for k, v in maps.items()}})
+    return distributed.gather({"x_adv": x_adv, "cams": maps})  # NumPy, the whole batch, on every process
 
 
 def main() -> None:
@@ -67,7 +67,8 @@ def main() -> None:
     import numpy as np
 
     args.out.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out / f"process{args.process_id}.npz", devices=jax.device_count(), **results)
+    cams = {f"cam/{layer}": v for layer, v in results["cams"].items()}
+    np.savez(args.out / f"process{args.process_id}.npz", devices=jax.device_count(), x_adv=results["x_adv"], **cams)
 
 
 if __name__ == "__main__":

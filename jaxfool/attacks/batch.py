@@ -179,9 +179,9 @@ def _validate(attack, model, x, labels, params, bounds, *, sweep: bool) -> tuple
     if not _is_concrete(x, labels, params):
         return bounds, params  # called under the caller's own transformation: nothing concrete to check
     checks.check_images(_local(x), (None, None, None), bounds, batched=True, what="attack input")
-    if np.shape(labels) != (len(x),) or not np.issubdtype(np.result_type(labels), np.integer):
-        got = f"{np.result_type(labels)} {np.shape(labels)}"
-        raise ValueError(f"labels must be integers of shape ({len(x)},), got {got}")
+    dtype = labels.dtype if hasattr(labels, "dtype") else np.asarray(labels).dtype  # a global array cannot be fetched
+    if np.shape(labels) != (len(x),) or not np.issubdtype(dtype, np.integer):
+        raise ValueError(f"labels must be integers of shape ({len(x)},), got {dtype} {np.shape(labels)}")
     labels = _local(labels)
     try:
         out = jax.eval_shape(model, jax.ShapeDtypeStruct((1, *np.shape(x)[1:]), jnp.float32))
