@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -76,16 +77,23 @@ def test_targeted_l2_margin_step_matches_the_closed_form():
 
 
 def test_momentum_accumulates_l1_normalised_gradients():
-    transform = transforms.chain(transforms.momentum(), transforms.steepest(attacks.LINF))
-    params = attacks.AttackParams(eps=1.0, rel_step=1.0, decay=0.5)
+    transform = optax.chain(transforms.momentum(0.5), transforms.steepest(attacks.LINF))
     g1, g2 = jnp.array([1.0, -3.0]), jnp.array([-4.0, 0.5])
     state = transform.init(g1)
-    d1, state = transform.update(g1, state, params)
-    d2, state = transform.update(g2, state, params)
+    d1, state = transform.update(g1, state)
+    d2, state = transform.update(g2, state)
     m2 = 0.5 * (g1 / 2.0) + g2 / 2.25
     np.testing.assert_array_equal(d1, np.sign(g1))
     np.testing.assert_array_equal(d2, np.sign(m2))
-    np.testing.assert_allclose(state[0], m2, rtol=1e-6)
+    np.testing.assert_allclose(state[0][1].trace, m2, rtol=1e-6)
+
+
+def test_l2_steepest_direction_has_unit_norm():
+    g = jnp.array([[3.0, 0.0], [0.0, -4.0]])
+    d, _ = transforms.steepest(attacks.L2).update(g, ())
+    np.testing.assert_allclose(d, g / 5.0, rtol=1e-6)
+    zero, _ = transforms.steepest(attacks.L2).update(jnp.zeros(3), ())
+    np.testing.assert_array_equal(zero, np.zeros(3))  # a zero gradient stays zero, not NaN
 
 
 def test_input_diversity_resizes_into_a_zero_padded_canvas():

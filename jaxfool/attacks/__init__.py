@@ -12,7 +12,8 @@ Quick start (``x: [N, H, W, C]`` inside the model's bounds)::
 
 Per example, an :class:`Attack` is a function ``attack(model, x [H, W, C], label, params, *, key, bounds)``; all
 attacks run the one step loop :func:`iterate`, assembled from the pieces in :mod:`~jaxfool.attacks.transforms`
-and :mod:`~jaxfool.attacks.norms`.
+and :mod:`~jaxfool.attacks.norms`. A step is an ``optax.GradientTransformation``, so any optax optimiser drives
+an attack: ``get_attack("pgd", optimizer="adam")`` is Foolbox's Adam-PGD (registered as ``"adam_pgd"``).
 """
 
 from jaxfool.attacks.apgd import APGD, apgd_run, dlr, dlr_targeted
@@ -30,11 +31,10 @@ from jaxfool.attacks.norms import L2, LINF, Norm, get_norm
 from jaxfool.attacks.perlin import PerlinParams, perlin_image, perlin_noise, perlin_perturbation
 from jaxfool.attacks.sharding import replicate, shard_leading
 from jaxfool.attacks.transforms import (
-    GradientTransform,
     InputTransform,
-    chain,
     identity_input,
     input_diversity,
+    l1_normalize,
     momentum,
     steepest,
 )
@@ -61,7 +61,6 @@ __all__ = [
     "robust_curve",
     "run_checks",
     "square",
-    "GradientTransform",
     "InputTransform",
     "L2",
     "LINF",
@@ -70,7 +69,6 @@ __all__ = [
     "PerlinParams",
     "UniversalParams",
     "attack_names",
-    "chain",
     "clip_perturbation",
     "cross_entropy",
     "fooling_rate",
@@ -80,6 +78,7 @@ __all__ = [
     "input_diversity",
     "is_successful",
     "iterate",
+    "l1_normalize",
     "margin",
     "momentum",
     "network_model",

@@ -193,11 +193,12 @@ def _validate(attack, model, x, labels, params, bounds, *, sweep: bool) -> tuple
         raise ValueError(f"perturb params must be scalars, got {_shapes(params)}; use sweep for [K] settings")
     if not _is_concrete(x, labels, params):
         return bounds, params  # called under the caller's own transformation: nothing concrete to check
-    checks.check_images(x, _example_shape(model), bounds, batched=True, what="attack input", floating=True,
+    checks.check_images(_local(x), _example_shape(model), bounds, batched=True, what="attack input", floating=True,
                         nonempty=True)
-    labels = np.asarray(labels)
-    if labels.shape != (len(x),) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be integers of shape ({len(x)},), got {labels.dtype} {labels.shape}")
+    dtype = labels.dtype if hasattr(labels, "dtype") else np.asarray(labels).dtype  # a global array cannot be fetched
+    if np.shape(labels) != (len(x),) or not np.issubdtype(dtype, np.integer):
+        raise ValueError(f"labels must be integers of shape ({len(x)},), got {dtype} {np.shape(labels)}")
+    labels = _local(labels)
     try:
         out = jax.eval_shape(model, jax.ShapeDtypeStruct((1, *np.shape(x)[1:]), jnp.float32))
     except Exception as e:  # noqa: BLE001 -- re-raised as one line naming the input shape
@@ -207,7 +208,7 @@ def _validate(attack, model, x, labels, params, bounds, *, sweep: bool) -> tuple
         raise ValueError(f"the model must map [batch, H, W, C] to logits [batch, classes], got shape {out.shape}")
     if labels.size and not (0 <= labels.min() and labels.max() < out.shape[1]):
         raise ValueError(f"labels must be class indices in 0..{out.shape[1] - 1}, got {labels.min()}..{labels.max()}")
-    eps, rel_step, decay, prob = (np.asarray(v) for v in params)
+    eps, rel_step, decay, prob = (_local(v) for v in params)
     if not all(np.isfinite(v).all() for v in (eps, rel_step, decay, prob)):
         raise ValueError("attack params contain NaN or infinite values")
     if (eps < 0).any() or (rel_step < 0).any() or (decay < 0).any() or ((prob < 0) | (prob > 1)).any():
@@ -219,6 +220,14 @@ def _example_shape(model: Model) -> tuple[int | None, ...]:
     """The input shape of one example: the network's for :func:`network_model`, else any ``[H, W, C]``."""
     net = getattr(getattr(model, "func", None), "net", None)
     return tuple(net.input_shape) if isinstance(net, Network) else (None, None, None)
+
+
+def _local(a: Any) -> np.ndarray:
+    """The values of ``a`` that this process holds: all of them, or, for a global array that spans other
+    processes' devices (a multi-host run), its addressable shards stacked; each process checks its own rows."""
+    if isinstance(a, jax.Array) and not a.is_fully_addressable:
+        return np.concatenate([np.asarray(s.data).reshape(-1, *s.data.shape[1:]) for s in a.addressable_shards])
+    return np.asarray(a)
 
 
 def _shapes(params: AttackParams) -> str:

@@ -1,6 +1,7 @@
 """Gradient attacks as static specifications over the shared step loop, and the name -> attack registry.
 
-An :class:`Attack` holds only what fixes the compiled program (number of steps, norm, which pieces, restarts);
+An :class:`Attack` holds only what fixes the compiled program (number of steps, norm, which pieces, which optax
+optimiser, restarts);
 the values that may change between calls (``eps``, step, momentum decay, diversity probability) are an
 :class:`~jaxfool.attacks.AttackParams` passed at call time. ``Attack`` is hashable, so it is a static argument
 of ``jax.jit``, and one compiled attack serves every ``eps``::
@@ -12,9 +13,12 @@ of ``jax.jit``, and one compiled attack serves every ``eps``::
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import optax
 from jax.typing import ArrayLike
 
 from jaxfool.attacks import losses, transforms
@@ -22,6 +26,23 @@ from jaxfool.attacks.loop import AttackParams, Model, iterate
 from jaxfool.attacks.norms import get_norm
 
 Array = jax.Array
+
+
+def _optimizer_factory(attack: str, optimizer) -> Callable[[ArrayLike], optax.GradientTransformation]:
+    """The optax optimiser ``learning_rate -> GradientTransformation`` that ``optimizer`` names, or a one-line error."""
+    if callable(optimizer):
+        return optimizer
+    factory = getattr(optax, optimizer, None) if isinstance(optimizer, str) else None
+    try:
+        first = next(iter(inspect.signature(factory).parameters)) if callable(factory) else None
+    except (TypeError, ValueError, StopIteration):
+        first = None
+    if first != "learning_rate":
+        raise ValueError(
+            f"{attack}: optimizer={optimizer!r} is not an optax optimiser taking learning_rate first; use a name "
+            f"such as 'sgd', 'adam', 'lion', or a function learning_rate -> optax.GradientTransformation"
+        )
+    return factory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +55,12 @@ class Attack:
         norm: ``"linf"`` or ``"l2"``.
         random_start: start each restart from a uniform point of the ball (PGD).
         restarts: independent runs per example; the strongest is kept (a success, then the highest objective).
-        momentum: accumulate normalised gradients (MI-FGSM).
+        momentum: accumulate normalised gradients (MI-FGSM): :func:`~jaxfool.attacks.transforms.momentum`.
+        optimizer: the optax optimiser that turns the steepest direction into the step: the name of an optax
+            function whose first argument is ``learning_rate`` (``"sgd"``: the sign-gradient family; ``"adam"``:
+            Foolbox's Adam-PGD; ``"lion"``, ``"rmsprop"``, ...) or such a function ``learning_rate ->
+            optax.GradientTransformation`` (defined once: a fresh function is a new static argument, so it
+            compiles again). Its learning rate is ``rel_step * eps`` (traced).
         diversity: random resize-and-pad of the input before each gradient (DI2-FGSM).
         resize_rate: smallest resize of input diversity, as a fraction of the input size.
         loss: ``"ce"`` or ``"margin"`` (C&W).
@@ -52,6 +78,7 @@ class Attack:
     random_start: bool = False
     restarts: int = 1
     momentum: bool = False
+    optimizer: str | Callable[[ArrayLike], optax.GradientTransformation] = "sgd"
     diversity: bool = False
     resize_rate: float = 0.9
     loss: str = "ce"
@@ -69,6 +96,23 @@ class Attack:
             raise ValueError(f"{self.name}: steps={self.steps} and restarts={self.restarts} must be >= 1")
         if not 0.0 < self.resize_rate <= 1.0:
             raise ValueError(f"{self.name}: resize_rate={self.resize_rate} must be in (0, 1]")
+        _optimizer_factory(self.name, self.optimizer)
+
+    def step_transform(self, params: AttackParams, dtype: jnp.dtype = jnp.float32) -> optax.GradientTransformation:
+        """The optax transformation of one step: gradient of the minimised loss -> update added to ``delta``.
+
+        ``[momentum(decay)] -> steepest(norm) -> optimizer(rel_step * eps)``; MI-FGSM's is the chain
+        ``l1_normalize -> optax.trace(decay) -> optax.scale_by_sign -> optax.sgd(step)``. Built from ``params``
+        at call time, so under ``jit`` its hyperparameters are traced and a sweep over them compiles once.
+
+        Args:
+            params: scalar hyperparameters (tracers inside ``jit``/``vmap``).
+            dtype: the dtype of the perturbation.
+        """
+        step = jnp.asarray(params.eps, dtype) * jnp.asarray(params.rel_step, dtype)
+        pieces = [transforms.momentum(params.decay)] if self.momentum else []
+        pieces += [transforms.steepest(get_norm(self.norm)), _optimizer_factory(self.name, self.optimizer)(step)]
+        return optax.chain(*pieces)
 
     def params(self, eps: ArrayLike, **overrides: ArrayLike) -> AttackParams:
         """This attack's default :class:`AttackParams` at radius ``eps``; ``overrides`` replace fields.
@@ -80,12 +124,12 @@ class Attack:
         if default_step is None:
             default_step = (2.5 if self.random_start else 1.0) / self.steps
         base = AttackParams(eps=eps, rel_step=default_step, decay=self.decay, diversity_prob=self.diversity_prob)
-        try:
-            fields = [jnp.asarray(v, jnp.float32) for v in base._replace(**overrides)]
-        except ValueError:
-            raise ValueError(
-                f"unknown attack parameter in {sorted(overrides)}; valid: {', '.join(AttackParams._fields)}"
-            ) from None
+        # Checked here rather than left to NamedTuple._replace, whose error type and text vary across Pythons.
+        unknown = sorted(set(overrides) - set(AttackParams._fields))
+        if unknown:
+            valid = ", ".join(AttackParams._fields)
+            raise ValueError(f"unknown attack parameter(s) {', '.join(unknown)}; valid: {valid}")
+        fields = [jnp.asarray(v, jnp.float32) for v in base._replace(**overrides)]
         shape = jnp.broadcast_shapes(*(f.shape for f in fields))
         return AttackParams(*(jnp.broadcast_to(f, shape) for f in fields))
 
@@ -107,9 +151,7 @@ class Attack:
             The adversarial example ``[H, W, C]``: inside ``bounds``, within ``params.eps`` of ``x`` in :attr:`norm`.
         """
         norm = get_norm(self.norm)
-        direction = transforms.steepest(norm)
-        if self.momentum:
-            direction = transforms.chain(transforms.momentum(), direction)
+        step = self.step_transform(params, x.dtype)
         input_transform = (
             transforms.input_diversity(self.resize_rate) if self.diversity else transforms.identity_input
         )
@@ -120,7 +162,7 @@ class Attack:
         def run(run_key: Array) -> Array:
             return iterate(
                 model, x, label, params, key=run_key, steps=self.steps, objective=objective,
-                grad_transform=direction, input_transform=input_transform, norm=norm,
+                grad_transform=step, input_transform=input_transform, norm=norm,
                 bounds=bounds, random_start=self.random_start, unroll=self.unroll,
             )
 
@@ -146,6 +188,8 @@ ATTACKS: dict[str, Attack] = {
         Attack("mifgsm", steps=10, momentum=True),
         Attack("di2fgsm", steps=10, diversity=True),
         Attack("mdi2fgsm", steps=10, momentum=True, diversity=True),
+        Attack("adam_pgd", steps=40, random_start=True, optimizer="adam"),
+        Attack("adam_pgd_l2", steps=40, norm="l2", random_start=True, optimizer="adam"),
     )
 }
 _ALIASES = {"bim": "ifgsm", "difgsm": "di2fgsm", "mdifgsm": "mdi2fgsm", "linf_pgd": "pgd", "l2_pgd": "pgd_l2"}

@@ -1,14 +1,22 @@
-"""The small pure pieces an iterative attack is assembled from, in the style of optax.
+"""The small pure pieces an iterative attack is assembled from: optax gradient transformations and input transforms.
 
-* A :class:`GradientTransform` turns the raw input gradient into the step direction, carrying explicit state
-  (momentum): :func:`steepest` (sign for L-inf, L2-normalise for L2), :func:`momentum`, composed by :func:`chain`.
+* An attack's step is an ``optax.GradientTransformation``. The step loop (:func:`~jaxfool.attacks.iterate`)
+  follows optax's convention: it hands the transformation the gradient of the loss it *minimises*
+  (``-objective``) and adds the returned update to the perturbation (``optax.apply_updates``), so any optax
+  optimiser can drive an attack. The attack-specific pieces are optax transformations too: :func:`steepest`
+  (``optax.scale_by_sign`` for L-inf, L2-normalisation for L2), :func:`l1_normalize` and :func:`momentum`
+  (MI-FGSM's ``l1_normalize -> optax.trace``). PGD is ``optax.chain(steepest(LINF), optax.sgd(step))``,
+  MI-FGSM ``optax.chain(l1_normalize(), optax.trace(decay), optax.scale_by_sign(), optax.sgd(step))`` and
+  Adam-PGD (Foolbox's ``LinfAdamPGD``) ``optax.chain(steepest(LINF), optax.adam(step))``.
 * An :class:`InputTransform` is applied before each gradient evaluation: :data:`identity_input`, or
   :func:`input_diversity` (random resize and pad, Xie et al. 2019). It receives its randomness as uniform numbers
   that the step loop draws for all steps in one PRNG call: every PRNG call site in a program costs XLA:CPU about
   half a second of compile time, more than a small model's whole attack.
 
-Hyperparameters (``params``, an :class:`~jaxfool.attacks.AttackParams`) are passed at call time, not closed
-over, so they can be traced and swept with ``jax.vmap``.
+Hyperparameters (``params``, an :class:`~jaxfool.attacks.AttackParams`) are traced values: the step
+transformation is built inside the trace from them (:meth:`~jaxfool.attacks.Attack.step_transform`), which is
+what ``optax.inject_hyperparams`` would achieve by carrying them in the optimiser state, so a sweep over
+``eps``, step size or decay is one compiled program.
 """
 
 from __future__ import annotations
@@ -18,54 +26,44 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
+from jax.typing import ArrayLike
 
 from jaxfool.attacks.norms import Norm
 
 Array = jax.Array
+_TINY = 1e-12  # keeps the division by an all-zero gradient finite
 
 
-class GradientTransform(NamedTuple):
-    """A gradient transformation with explicit state.
+def steepest(norm: Norm) -> optax.GradientTransformation:
+    """The unit-norm steepest direction of ``norm``: ``optax.scale_by_sign()`` for L-inf, ``g / ||g||_2`` for L2.
 
-    Attributes:
-        init: ``x -> state`` for an input ``x: [H, W, C]``.
-        update: ``(grad, state, params) -> (direction, new_state)``.
+    Applied to a gradient of the minimised loss it gives the steepest *descent* direction; the optimiser after
+    it (``optax.sgd(step)``) flips the sign, so the perturbation moves up the attack's objective.
     """
-
-    init: Callable[[Array], Any]
-    update: Callable[[Array, Any, Any], tuple[Array, Any]]
-
-
-def steepest(norm: Norm) -> GradientTransform:
-    """The unit-norm steepest-ascent direction of ``norm``: ``sign(g)`` (L-inf) or ``g / ||g||_2`` (L2)."""
-    return GradientTransform(init=lambda x: (), update=lambda g, state, params: (norm.steepest(g), state))
+    if norm.name == "linf":
+        return optax.scale_by_sign()
+    return optax.stateless(lambda updates, params: jax.tree.map(norm.steepest, updates))
 
 
-def momentum() -> GradientTransform:
-    """MI-FGSM's accumulator (Dong et al. 2018): ``m <- decay * m + g / mean|g|``; returns ``m``.
+def l1_normalize() -> optax.GradientTransformation:
+    """``g -> g / mean|g|``: the L1 normalisation of MI-FGSM (Dong et al. 2018), up to the constant factor ``g.size``.
 
-    Normalising by the mean absolute value (the L1 norm up to a constant factor) makes every step's gradient
-    count equally whatever its scale. ``decay`` comes from ``params.decay`` (traced).
+    Dividing by the mean rather than the sum (as torchattacks does) keeps the accumulator's scale independent of
+    the input size; after the final sign the two give the same directions.
     """
-
-    def update(g: Array, m: Array, params: Any) -> tuple[Array, Array]:
-        m = params.decay * m + g / jnp.maximum(jnp.mean(jnp.abs(g)), 1e-12)
-        return m, m
-
-    return GradientTransform(init=jnp.zeros_like, update=update)
+    return optax.stateless(
+        lambda updates, params: jax.tree.map(lambda g: g / jnp.maximum(jnp.mean(jnp.abs(g)), _TINY), updates)
+    )
 
 
-def chain(*transforms: GradientTransform) -> GradientTransform:
-    """Applies ``transforms`` in order; the state is the tuple of their states."""
+def momentum(decay: ArrayLike) -> optax.GradientTransformation:
+    """MI-FGSM's accumulator: ``m <- decay * m + g / mean|g|``, returning ``m`` (``decay`` may be traced).
 
-    def update(g: Array, states: tuple, params: Any) -> tuple[Array, tuple]:
-        new_states = []
-        for transform, state in zip(transforms, states, strict=True):
-            g, state = transform.update(g, state, params)
-            new_states.append(state)
-        return g, tuple(new_states)
-
-    return GradientTransform(init=lambda x: tuple(t.init(x) for t in transforms), update=update)
+    Normalising each gradient makes every step count equally whatever its scale. The chain
+    ``l1_normalize() -> optax.trace(decay, nesterov=False)``.
+    """
+    return optax.chain(l1_normalize(), optax.trace(decay=decay, nesterov=False))
 
 
 class InputTransform(NamedTuple):
