@@ -38,7 +38,7 @@ RANGES: dict[str, tuple[Any, ...]] = {
     "pgd_steps": COUNT, "restarts": COUNT, "num_mono_dec_saves": COUNT, "updates_per_check": COUNT,
     "unroll": NON_NEGATIVE, "seed": SEED, "temperature": POSITIVE, "decay": NON_NEGATIVE,
     # sizes and counts
-    "batch_size": COUNT, "batch_sizes": COUNT, "images_per_label": COUNT, "refs_per_label": COUNT,
+    "batch_size": COUNT, "batch_sizes": COUNT, "images_per_label": COUNT, "refs_per_label": NON_NEGATIVE,
     "n_images": COUNT, "n_test": COUNT, "num_images": COUNT, "universal_images": COUNT, "perlin_images": COUNT,
     "filters_per_layer": COUNT, "speed_filters": COUNT, "top": COUNT, "repeat": COUNT, "repeats": COUNT, "score_cam_batch": NON_NEGATIVE,
     "rounds": COUNT, "snapshots": COUNT, "panel_scale": COUNT, "gif_ms": COUNT, "matmul_size": COUNT,
