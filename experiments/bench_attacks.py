@@ -8,7 +8,6 @@ options, flax or canonical-gradient convolutions, at the top level or in a ``for
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import pathlib
 import time
@@ -19,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxfool import attacks, cli, runs, torch_twins, xla, zoo
-from jaxfool.benchmarking import best_time, compiled_flops, matmul_peak, sync
+from jaxfool.benchmarking import best_time, compiled_flops, input_gradient_ms, label_log_likelihood, matmul_peak, sync
 from jaxfool.data import load_mnist
 from jaxfool.models import mnist_cnn
 
@@ -48,17 +47,16 @@ def run(config: Any) -> dict[str, Any]:
     start, adv = time.perf_counter(), sync(sweep())
     sec["jaxfool_first_call_incl_compile"] = time.perf_counter() - start
     sec["jaxfool_sweep"] = best_time(sweep, b.repeats)
-    predict = jax.jit(lambda m, v: m(v).argmax(-1))
-    metrics["jaxfool_robust_accuracy"] = [float(jnp.mean(predict(model, a) == y)) for a in adv]
+    metrics["jaxfool_robust_accuracy"] = [float(np.mean(attacks.predict_labels(model, a) == y)) for a in adv]
     log.info("jaxfool sweep %.2f s (first call %.1f s)", sec["jaxfool_sweep"], sec["jaxfool_first_call_incl_compile"])
 
     # Throughput: XLA's FLOP count of one PGD step on the batch, times steps and epsilons.
-    flops = compiled_flops(jax.grad(lambda v: _loss(model, y)(v)), x) * b.steps * len(eps)
+    flops = compiled_flops(jax.grad(label_log_likelihood(model, y)), x) * b.steps * len(eps)
     peak = matmul_peak(b.matmul_size)["jax"]
     metrics["gflops"] = {"jaxfool_sweep": flops / sec["jaxfool_sweep"] / 1e9, "matmul_peak": peak}
     metrics["gflops"]["fraction_of_peak"] = metrics["gflops"]["jaxfool_sweep"] / peak
 
-    grads = metrics["input_gradient_ms"] = _input_gradient_times(net, params, x, y, b.repeats)
+    grads = metrics["input_gradient_ms"] = input_gradient_ms(net, params, x, y, b.repeats)
     for peer in b.peers:
         sec[peer] = {"torchattacks": _torchattacks, "foolbox": _foolbox}[peer](net, params, x, y, eps, b, metrics)
     # The input gradients any PGD-k sweep must compute, each timed alone at its fastest (top level or PyTorch):
@@ -78,40 +76,7 @@ def run(config: Any) -> dict[str, Any]:
     return {**metrics, "run_dir": str(run_dir)}
 
 
-def _loss(model, y):
-    return lambda u: jnp.sum(jax.nn.log_softmax(model(u))[jnp.arange(len(y)), y])
-
-
-def _input_gradient_times(net, params, x, y, repeats) -> dict[str, float]:
-    """The CNN's input gradient on the batch, in milliseconds per gradient: JAX with XLA's default options and
-    with jaxfool's (:func:`jaxfool.xla.jit`), flax or canonical-gradient convolutions, at the top level or inside
-    a 4-step ``fori_loop``; and PyTorch if installed."""
-    out = {}
-    for opts, jit in (("xla_default", jax.jit), ("jaxfool", xla.jit)):
-        for name, canonical in (("flax_conv", False), ("canonical_conv", True)):
-            m = attacks.network_model(net, params, canonical_convs=canonical)
-            top = jit(lambda mm, v: jax.grad(_loss(mm, y))(v))
-            loop = jit(lambda mm, v: jax.lax.fori_loop(0, 4, lambda i, u: u + 1e-6 * jax.grad(_loss(mm, y))(u), v))
-            out[f"{opts}_{name}_top_level"] = 1e3 * best_time(lambda: top(m, x), repeats + 2, warmup=True)
-            out[f"{opts}_{name}_in_loop"] = 1e3 * best_time(lambda: loop(m, x), repeats, warmup=True) / 4
-    if importlib.util.find_spec("torch") is None:
-        return out
-    import torch
-
-    tnet, xt, yt = _torch_inputs(params, x, y)
-
-    def torch_grad():
-        v = xt.clone().requires_grad_(True)
-        return torch.autograd.grad(torch.nn.functional.cross_entropy(tnet(v), yt, reduction="sum"), v)[0]
-
-    out["torch"] = 1e3 * best_time(torch_grad, repeats + 2, warmup=True)
-    log.info("input gradient ms: %s", {k: round(v, 1) for k, v in out.items()})
-    return out
-
-
 def _torch_inputs(params, x, y):
-    import torch
-
     on = torch_twins.device()
     return (torch_twins.mnist_cnn(params, on=on), *torch_twins.batch(x, y, on=on))
 
@@ -139,7 +104,6 @@ def _torchattacks(net, params, x, y, eps, b, metrics) -> float | None:
     with torch.no_grad():
         metrics["torchattacks_robust_accuracy"] = [float((tnet(a).argmax(1) == yt).float().mean()) for a in advs]
     metrics["torch_threads"], metrics["torch_device"] = torch.get_num_threads(), torch_twins.device()
-    log.info("torchattacks %.2f s", best)
     return best
 
 
@@ -154,9 +118,8 @@ def _foolbox(net, params, x, y, eps, b, metrics) -> float | None:
     attack = fb.attacks.LinfPGD(steps=b.steps, rel_stepsize=2.5 / b.steps, random_start=True)
     run_once = lambda: attack(fmodel, x, y, epsilons=list(eps))[1]
     best = best_time(run_once, b.repeats)
-    predict = jax.jit(lambda v: attacks.network_model(net, params)(v).argmax(-1))
-    metrics["foolbox_robust_accuracy"] = [float(jnp.mean(predict(getattr(c, "raw", c)) == y)) for c in run_once()]
-    log.info("foolbox %.2f s", best)
+    metrics["foolbox_robust_accuracy"] = [float(np.mean(attacks.predict_labels(attacks.network_model(net, params),
+                                                                          getattr(c, "raw", c)) == y)) for c in run_once()]
     return best
 
 

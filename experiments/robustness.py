@@ -16,35 +16,16 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from jaxfool import attacks, cli, defended, runs, xla  # noqa: E402
-from jaxfool.attacks import autoattack, soundness  # noqa: E402
-from jaxfool.attacks.minimum_norm import minimum_norm, robust_curve  # noqa: E402
-from jaxfool.data import load_mnist  # noqa: E402
-from jaxfool.train import accuracy  # noqa: E402
+from jaxfool import attacks, cli, defended, plots, runs
+from jaxfool.attacks import autoattack, soundness
+from jaxfool.attacks.minimum_norm import minimum_norm, robust_curve
+from jaxfool.data import load_mnist, stratified_indices
+from jaxfool.progress import bar as progress_bar
+from jaxfool.train import accuracy
 
 log = logging.getLogger("robustness")
-
-
-def pgd_curve(name: str, model, x, y, epsilons, *, steps: int, key, bounds, batch_size: int) -> list[float]:
-    """Robust accuracy under PGD (``pgd`` or ``pgd_l2``) at each of ``epsilons``, one sweep per batch."""
-    attack = attacks.get_attack(name, steps=steps)
-    params = attack.params(jnp.asarray(epsilons, jnp.float32))
-    predict = xla.jit(lambda m, v: m(v).argmax(-1))
-    correct = np.zeros(len(epsilons))
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        adv = attacks.sweep(attack, model, xb, yb, params, key=jax.random.fold_in(key, start), bounds=bounds)
-        preds = np.asarray(predict(model, adv.reshape(-1, *adv.shape[2:]))).reshape(len(epsilons), -1)
-        correct += (preds == yb[None]).sum(1)
-    return list(correct / len(x))
 
 
 def evaluate(model, x, y, e: Any, *, key, bounds) -> dict[str, Any]:
@@ -52,9 +33,9 @@ def evaluate(model, x, y, e: Any, *, key, bounds) -> dict[str, Any]:
     aa = autoattack.auto_attack(model, x, y, eps=e.eps, version=e.version, key=key, bounds=bounds,
                                 batch_size=e.batch_size,
                                 attacks=autoattack.components(e.version, "linf", steps=e.steps, n_queries=e.n_queries))
-    kw = dict(steps=e.pgd_steps, key=jax.random.fold_in(key, 1), bounds=bounds, batch_size=e.batch_size)
-    curves = {"pgd": pgd_curve("pgd", model, x, y, e.linf_epsilons, **kw),
-              "pgd_l2": pgd_curve("pgd_l2", model, x, y, e.l2_epsilons, **kw)}
+    kw = dict(key=jax.random.fold_in(key, 1), bounds=bounds, batch_size=e.batch_size)
+    curves = {name: attacks.robust_accuracy(attacks.get_attack(name, steps=e.pgd_steps), model, x, y, grid, **kw)
+              for name, grid in (("pgd", e.linf_epsilons), ("pgd_l2", e.l2_epsilons))}
     distances = {
         "deepfool_linf": minimum_norm(model, x, y, method="deepfool", norm="linf", bounds=bounds,
                                                    steps=e.deepfool_steps, batch_size=e.batch_size).distance,
@@ -82,7 +63,8 @@ def evaluate(model, x, y, e: Any, *, key, bounds) -> dict[str, Any]:
 
 def plot(results: dict[str, Any], e: Any, path: pathlib.Path) -> None:
     """Rows: models; columns: L-inf (PGD-40, DeepFool, AutoAttack's point) and L2 (PGD-L2, DeepFool, C&W)."""
-    fig, axes = plt.subplots(len(results), 2, figsize=(8, 2.8 * len(results)), squeeze=False)
+    fig = plots.figure((8, 2.8 * len(results)))
+    axes = fig.subplots(len(results), 2, squeeze=False)
     for row, (name, r) in zip(axes, results.items(), strict=True):
         c = r["curves"]
         row[0].plot(e.linf_epsilons, c["pgd"], "o-", ms=3, label=f"PGD-{e.pgd_steps}")
@@ -97,7 +79,6 @@ def plot(results: dict[str, Any], e: Any, path: pathlib.Path) -> None:
             ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def table(results: dict[str, Any], e: Any) -> str:
@@ -119,15 +100,14 @@ def run(config: Any) -> dict[str, Any]:
     """Restores or trains the models and runs every attack on each; returns the metrics."""
     cli.validate(config)
     start = time.perf_counter()
-    run_dir = runs.new_run_dir(config.workdir, "robustness", config.run_name)
-    runs.write_json(run_dir / "config.json", config)
+    run_dir = runs.start_run(config, "robustness")
     data = load_mnist(config.data)
     e = config.eval
-    net, models, details = defended.mnist_models(config, data, e.models)
-    keep = np.concatenate([np.flatnonzero(data.test_labels == c)[: max(1, e.n_test // 10)] for c in range(10)])
+    net, models, details = defended.mnist_models(config, data, e.models, progress=True)
+    keep = stratified_indices(data.test_labels, e.n_test)
     x, y = data.test_images[keep], data.test_labels[keep]
     results: dict[str, Any] = {}
-    for name in tqdm([m for m in e.models if m in models], desc="models"):
+    for name in progress_bar([m for m in e.models if m in models], progress=True, desc="models"):
         t = time.perf_counter()
         model = attacks.network_model(net, models[name])
         results[name] = {**details[name], "test_accuracy": accuracy(net, models[name], data.test_images,

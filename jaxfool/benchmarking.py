@@ -8,6 +8,7 @@ machine load; ratios between them are what a benchmark reports.
 from __future__ import annotations
 
 import os
+import importlib.util
 import resource
 import statistics
 import sys
@@ -18,6 +19,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxfool import torch_twins, xla
+from jaxfool.attacks import network_model
 
 
 def sync(result: Any = None) -> Any:
@@ -202,3 +206,36 @@ def rates_table(metrics: Mapping[str, Any], baseline: str = "pytorch") -> str:
     header = ["case", "batch", "implementation", "ms", "GFLOP/s", "% peak", f"time vs {baseline}", "CPU s",
               "GFLOP/s (CPU)", "% peak (CPU)", f"CPU vs {baseline}"]
     return "\n".join(lines) + markdown_table(header, rows)
+
+
+def label_log_likelihood(model: Any, y: Any) -> Callable[[jax.Array], jax.Array]:
+    """``x [N, H, W, C] -> sum_i log p(y_i | x_i)`` under ``model``: the objective whose gradient PGD takes."""
+    return lambda u: jnp.sum(jax.nn.log_softmax(model(u))[jnp.arange(len(y)), y])
+
+
+def input_gradient_ms(net: Any, params: Any, x: jax.Array, y: jax.Array, repeats: int) -> dict[str, float]:
+    """The MNIST CNN's input gradient on the batch, in milliseconds per gradient: JAX with XLA's default options and
+    with jaxfool's (:func:`jaxfool.xla.jit`), flax or canonical-gradient convolutions, at the top level or inside
+    a 4-step ``fori_loop``; and PyTorch if installed."""
+    out = {}
+    for opts, jit in (("xla_default", jax.jit), ("jaxfool", xla.jit)):
+        for name, canonical in (("flax_conv", False), ("canonical_conv", True)):
+            m = network_model(net, params, canonical_convs=canonical)
+            top = jit(lambda mm, v: jax.grad(label_log_likelihood(mm, y))(v))
+            step = lambda mm: lambda i, u: u + 1e-6 * jax.grad(label_log_likelihood(mm, y))(u)
+            loop = jit(lambda mm, v: jax.lax.fori_loop(0, 4, step(mm), v))
+            out[f"{opts}_{name}_top_level"] = 1e3 * best_time(lambda: top(m, x), repeats + 2, warmup=True)
+            out[f"{opts}_{name}_in_loop"] = 1e3 * best_time(lambda: loop(m, x), repeats, warmup=True) / 4
+    if importlib.util.find_spec("torch") is None:  # PyTorch's time only where it is installed
+        return out
+    import torch
+
+    on = torch_twins.device()
+    tnet, (xt, yt) = torch_twins.mnist_cnn(params, on=on), torch_twins.batch(x, y, on=on)
+
+    def torch_grad():
+        v = xt.clone().requires_grad_(True)
+        return torch.autograd.grad(torch.nn.functional.cross_entropy(tnet(v), yt, reduction="sum"), v)[0]
+
+    out["torch"] = 1e3 * best_time(torch_grad, repeats + 2, warmup=True)
+    return out

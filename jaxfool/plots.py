@@ -37,7 +37,7 @@ def image_grid(
         cell_inches: size of one cell.
     """
     rows, cols = images.shape[:2]
-    fig = _figure((cols * cell_inches, rows * (cell_inches + 0.25)))
+    fig = figure((cols * cell_inches, rows * (cell_inches + 0.25)))
     axes = fig.subplots(rows, cols, squeeze=False)
     lo, hi = bounds
     for r in range(rows):
@@ -69,7 +69,7 @@ def curves(
     logy: bool = False,
 ) -> None:
     """Saves one line per entry of ``series`` (all of equal length, or each against its own index)."""
-    fig = _figure((5.5, 3.6))
+    fig = figure((5.5, 3.6))
     ax = fig.subplots()
     for name, ys in series.items():
         xs = x if x is not None and len(x) == len(ys) else np.arange(1, len(ys) + 1)
@@ -87,7 +87,8 @@ def curves(
     fig.savefig(path, dpi=110)
 
 
-def _figure(size: tuple[float, float]) -> Figure:
+def figure(size: tuple[float, float]) -> Figure:
+    """A bare Agg figure of ``size`` inches (no pyplot state, no display): draw on it and ``savefig``."""
     fig = Figure(figsize=size)
     FigureCanvasAgg(fig)  # attaches itself to fig: savefig draws with Agg whatever pyplot's backend is
     return fig
@@ -103,7 +104,7 @@ def curve_panels(
 ) -> None:
     """Saves one panel per entry of ``panels`` side by side, sharing the y axis: in each, one line per series
     ``{name: [len(x)] values}`` against ``x``."""
-    fig = _figure((3.4 * len(panels), 3.2))
+    fig = figure((3.4 * len(panels), 3.2))
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)
     for ax, (title, series) in zip(axes[0], panels.items(), strict=True):
         for name, ys in series.items():

@@ -132,6 +132,58 @@ def vgg16(state_dict: dict[str, np.ndarray] | None = None, *, include_top: bool 
     return model
 
 
+def resnet(depth: int = 50, state_dict: dict[str, np.ndarray] | None = None, *, include_top: bool = True) -> Any:
+    """A plain PyTorch ResNet laid out as torchvision's (``conv1``, ``bn1``, ``layerN.B.convK``/``bnK``,
+    ``downsample``, ``fc``; v1.5 bottleneck), in eval mode, loaded with ``state_dict`` (numpy) if given.
+    Without the top it returns ``layer4``'s output (NCHW)."""
+    import torch
+    from torch import nn
+
+    from jaxfool.models.resnet import DEPTHS, FILTERS, TORCH_EPSILON
+
+    class Bottleneck(nn.Module):
+        def __init__(self, n_in: int, width: int, stride: int) -> None:
+            super().__init__()
+            for k, (a, b, size, s) in enumerate(((n_in, width, 1, 1), (width, width, 3, stride),
+                                                 (width, 4 * width, 1, 1)), 1):
+                setattr(self, f"conv{k}", nn.Conv2d(a, b, size, stride=s, padding=size // 2, bias=False))
+                setattr(self, f"bn{k}", nn.BatchNorm2d(b, eps=TORCH_EPSILON))
+            self.downsample = None
+            if stride != 1 or n_in != 4 * width:
+                self.downsample = nn.Sequential(nn.Conv2d(n_in, 4 * width, 1, stride=stride, bias=False),
+                                                nn.BatchNorm2d(4 * width, eps=TORCH_EPSILON))
+
+        def forward(self, x: Any) -> Any:
+            y = torch.relu(self.bn1(self.conv1(x)))
+            y = torch.relu(self.bn2(self.conv2(y)))
+            y = self.bn3(self.conv3(y))
+            return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+    class ResNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64, eps=TORCH_EPSILON)
+            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+            n_in = 64
+            for s, (n, width) in enumerate(zip(DEPTHS[f"resnet{depth}"], FILTERS, strict=True), 1):
+                blocks = [Bottleneck(n_in if b == 0 else 4 * width, width, 2 if b == 0 and s > 1 else 1)
+                          for b in range(n)]
+                setattr(self, f"layer{s}", nn.Sequential(*blocks))
+                n_in = 4 * width
+            self.fc = nn.Linear(n_in, 1000) if include_top else None
+
+        def forward(self, x: Any) -> Any:
+            x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(x.mean(dim=(2, 3))) if include_top else x
+
+    model = ResNet().eval()
+    if state_dict is not None:
+        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state_dict.items()}, strict=False)
+    return model
+
+
 def vgg16_layers(model: Any) -> dict[str, Any]:
     """``{block1_conv1: module, ...}``: the module of :func:`vgg16`'s ``features`` whose output is each Keras-named
     conv layer's activation (the ReLU after it; Keras' conv layers include their ReLU)."""

@@ -103,7 +103,7 @@ def test_logits_match_keras_through_the_legacy_h5_layout(tmp_path, depth):
 def torch_twin():
     """A plain PyTorch ResNet50 (torchvision's layout, random batch-norm statistics) and its state dict."""
     torch = pytest.importorskip("torch")
-    from experiments.bench_imagenet import torch_resnet
+    from jaxfool.torch_twins import resnet as torch_resnet
 
     torch.manual_seed(0)
     model = torch_resnet(50)
