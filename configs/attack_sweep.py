@@ -91,6 +91,13 @@ class AttackGridConfig:
             raise ValueError("sweep.attacks and sweep.epsilons must be non-empty and epsilons >= 0")
         if min(self.steps, self.pgd_steps, self.restarts, self.n_test, self.batch_size) < 1:
             raise ValueError("sweep.steps, pgd_steps, restarts, n_test and batch_size must be >= 1")
+        from jaxfool.attacks import get_attack  # checked here, before any model is trained
+
+        for spec in self.attacks:
+            name, _, loss = spec.partition("+")
+            get_attack(name)  # a one-line error naming the valid attacks (and aliases)
+            if loss not in ("", "ce", "margin"):
+                raise ValueError(f"sweep.attacks entry {spec!r}: the loss after '+' must be 'margin' (or 'ce')")
 
 
 @dataclasses.dataclass

@@ -34,6 +34,8 @@ RETRAIN = 2
 def run(config: Any) -> dict[str, Any]:
     """Runs the experiment described by ``config`` (see ``configs/backwork_mnist.py``); returns the metrics."""
     cli.validate(config)
+    for label in config.backwork.labels:  # before anything is written
+        mnist_cnn().check_class(label)
     start = time.perf_counter()
     run_dir = runs.start_run(config, "backwork_mnist")
     log.info("run folder: %s", run_dir)
