@@ -41,6 +41,9 @@ class TargetConfig:
     ascent: AscentConfig = dataclasses.field(default_factory=lambda: mnist_ascent(60, 0.01))
 
     def validate(self) -> None:
+        if not (0 <= self.source_class < 10 and 0 <= self.target_class < 10):
+            raise ValueError(f"target.source_class={self.source_class} and target.target_class={self.target_class} "
+                             "must be MNIST classes 0..9")
         if not 2 <= self.snapshots <= self.ascent.steps + 1:
             raise ValueError(f"target.snapshots={self.snapshots} must be in 2..ascent.steps + 1 "
                              f"({self.ascent.steps + 1})")

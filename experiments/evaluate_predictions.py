@@ -68,11 +68,11 @@ def load_models(config: Any) -> tuple[Subject, Subject | None, np.ndarray, list[
 def run(config: Any) -> dict[str, Any]:
     """Runs the study for ``config`` (see ``configs/evaluate_predictions.py``); returns the metrics."""
     cli.validate(config)
+    if config.mask_dir and not pathlib.Path(config.mask_dir).is_dir():  # before any model is loaded or trained
+        raise FileNotFoundError(f"mask_dir={config.mask_dir!r} is not a folder; give a folder of <image>.png masks")
     start = time.perf_counter()
     first, second, x, names, labels, info, fit = load_models(config)
     net, bounds, frac, scale = first.net, first.net.bounds, config.fraction, config.panel_scale
-    if config.mask_dir and not pathlib.Path(config.mask_dir).is_dir():
-        raise FileNotFoundError(f"mask_dir={config.mask_dir!r} is not a folder; give a folder of <image>.png masks")
     run_dir = runs.start_run(config, "evaluate_predictions")
     key = jax.random.key(config.seed)
     warning = " (random weights: MEANINGLESS predictions)" if info.get("meaningless_predictions") else ""
