@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 
+from configs.common import Base
+
 
 @dataclasses.dataclass
-class Config:
-    """The ImageNet transfer table and cross-model comparison.
+class Config(Base):
+    """The ImageNet transfer table and cross-model comparison (the common fields: :class:`configs.common.Base`;
+    ``seed`` seeds random weights and the attacks).
 
     Attributes:
-        workdir: the run folder is ``workdir/imagenet_transfer/<run_name or timestamp>``.
-        run_name: name of the run folder (default: a timestamp).
-        seed: seeds random weights and the attacks.
         weights: ``auto`` (official if on disk, else random), ``imagenet`` (fetch if needed) or ``random``.
         image_dir: folder of photos; empty: scikit-image's sample photos.
         max_images: at most this many photos (sorted by name).
@@ -35,9 +35,6 @@ class Config:
         batch_size: images per compiled call.
     """
 
-    workdir: str = "runs"
-    run_name: str = ""
-    seed: int = 0
     weights: str = "auto"
     image_dir: str = ""
     max_images: int = 8

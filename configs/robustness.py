@@ -10,8 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from configs.attack_sweep import DefenceConfig
-from jaxfool.data import DataConfig
-from jaxfool.train import TrainConfig
+from configs.common import MnistBase
 
 
 @dataclasses.dataclass
@@ -64,25 +63,15 @@ class EvalConfig:
 
 
 @dataclasses.dataclass
-class Config:
-    """The robustness evaluation.
+class Config(MnistBase):
+    """The robustness evaluation (the common fields: :class:`configs.common.MnistBase`; ``seed`` seeds the attacks,
+    ``train`` is the plain CNN's, attack_sweep's, and the models share its cache in ``workdir/models``).
 
     Attributes:
-        workdir: run folders go to ``workdir/robustness/<run_name or timestamp>``; models are cached in
-            ``workdir/models`` (shared with attack_sweep).
-        run_name: name of the run folder (default: a timestamp).
-        seed: seeds the attacks.
-        data: where MNIST comes from.
-        train: how the plain CNN is trained (attack_sweep's).
         defences: the defended models (attack_sweep's).
         eval: the attacks.
     """
 
-    workdir: str = "runs"
-    run_name: str = ""
-    seed: int = 0
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     defences: DefenceConfig = dataclasses.field(default_factory=DefenceConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 

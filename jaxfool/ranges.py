@@ -41,6 +41,7 @@ RANGES: dict[str, tuple[Any, ...]] = {
     "batch_size": COUNT, "batch_sizes": COUNT, "images_per_label": COUNT, "refs_per_label": NON_NEGATIVE,
     "n_images": COUNT, "n_test": COUNT, "num_images": COUNT, "universal_images": COUNT, "perlin_images": COUNT,
     "filters_per_layer": COUNT, "speed_filters": COUNT, "top": COUNT, "repeat": COUNT, "repeats": COUNT, "score_cam_batch": NON_NEGATIVE,
+    "n_queries": COUNT, "deepfool_steps": COUNT, "cw_steps": COUNT, "cw_search_steps": COUNT, "max_images": COUNT,
     "rounds": COUNT, "snapshots": COUNT, "panel_scale": COUNT, "gif_ms": COUNT, "matmul_size": COUNT,
     "peak_size": COUNT, "image_size": (at.Ge(32),), "size": (at.Ge(32),),  # VGG16 pools five times
     "max_train": NON_NEGATIVE, "max_test": NON_NEGATIVE, "nn_layers_max_train": NON_NEGATIVE,
@@ -49,7 +50,8 @@ RANGES: dict[str, tuple[Any, ...]] = {
     "labels": NON_NEGATIVE, "class_index": NON_NEGATIVE, "source_class": NON_NEGATIVE,
     "target_class": NON_NEGATIVE,
     # attack radii and noise
-    "eps": NON_NEGATIVE, "epsilons": NON_NEGATIVE, "fgsm_eps": NON_NEGATIVE, "universal_eps": NON_NEGATIVE,
+    "eps": NON_NEGATIVE, "epsilons": NON_NEGATIVE, "linf_epsilons": NON_NEGATIVE, "l2_epsilons": NON_NEGATIVE,
+    "cross_eps": NON_NEGATIVE, "cw_const": POSITIVE, "cw_initial_const": POSITIVE, "fgsm_eps": NON_NEGATIVE, "universal_eps": NON_NEGATIVE,
     "diversity_prob": PROBABILITY, "perlin_freq_sine": POSITIVE, "perlin_period": POSITIVE,
     "noise_centre": ANY_FINITE, "noise_spread": NON_NEGATIVE,
     # probabilities and fractions

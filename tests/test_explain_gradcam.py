@@ -132,7 +132,8 @@ def test_grad_cam_equals_captum_on_trained_mnist(trained_mnist, mnist):
 
 @pytest.mark.parametrize("method", explain.METHODS)
 def test_all_layers_from_one_pass_equal_per_layer_maps(tiny, method):
-    single = {"grad_cam": explain.grad_cam, "grad_cam++": explain.grad_cam_plus_plus, "layer_cam": explain.layer_cam}
+    single = {"grad_cam": explain.grad_cam, "grad_cam++": explain.grad_cam_plus_plus, "layer_cam": explain.layer_cam,
+              "xgrad_cam": explain.xgrad_cam, "hires_cam": explain.hires_cam, "eigen_cam": explain.eigen_cam}
     net, params, x = tiny
     maps = explain.cams(net, params, x, 3, method=method)
     assert tuple(maps) == TINY_LAYERS  # default: every spatial layer after the input
