@@ -46,3 +46,16 @@ def trained_mnist(mnist):
     net = mnist_cnn()
     params, _ = train(net, mnist.train_images, one_hot(mnist.train_labels, 10), TrainConfig(epochs=3, seed=0))
     return net, params
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """Tests that run an experiment's ``cli.main`` configure the root logger onto pytest's captured stream of that
+    test; restoring the handlers afterwards keeps later tests from logging to a closed stream."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
