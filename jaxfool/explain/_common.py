@@ -86,3 +86,18 @@ def input_gradients(
 
     grad = jax.grad(total)
     return jnp.concatenate([grad(xs[i : i + size]) for i in range(0, n, size)])
+
+
+def chunked(fn, xs: Array, batch_size: int) -> Array:
+    """``fn`` over ``xs [n, ...]`` in chunks of ``batch_size``, concatenated: memory-bounded batches.
+
+    A Python loop (unrolled under ``jit``) rather than ``lax.map``: see :func:`input_gradients`.
+    """
+    return jnp.concatenate([fn(xs[i : i + batch_size]) for i in range(0, xs.shape[0], batch_size)])
+
+
+def class_scores(net: Network, params: Params, xs: Array, label: Array | int, *, score: str,
+                 batch_size: int) -> Array:
+    """The class score of each of ``xs [n, H, W, C]``: ``[n]``, ``batch_size`` examples per forward pass."""
+    return chunked(lambda chunk: jax.vmap(lambda lg: class_score(lg, label, score))(forward(net, params, chunk)[0]),
+                   xs, batch_size)

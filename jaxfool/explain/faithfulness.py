@@ -24,17 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxfool import xla
-from jaxfool.explain._common import check_example, check_score, class_score
+from jaxfool.explain._common import check_example, check_score, class_score, class_scores
 from jaxfool.models.network import Network, Params, forward
 
 Array = jax.Array
-
-
-def _scores(net: Network, params: Params, xs: Array, label, score: str, batch_size: int) -> Array:
-    """The class score of each of ``xs [n, H, W, C]``, in chunks (a Python loop, unrolled under jit)."""
-    out = [jax.vmap(lambda lg: class_score(lg, label, score))(forward(net, params, xs[i : i + batch_size])[0])
-           for i in range(0, xs.shape[0], batch_size)]
-    return jnp.concatenate(out)
 
 
 def _order_masks(heatmap: Array, fractions: Array) -> Array:
@@ -61,7 +54,7 @@ def _curve(net, params, x, label, heatmap, baseline, *, steps, score, batch_size
         images = jnp.where(masks, x, start)
     else:
         images = jnp.where(masks, jnp.broadcast_to(baseline, x.shape), x)
-    return _scores(net, params, images, label, score, batch_size)
+    return class_scores(net, params, images, label, score=score, batch_size=batch_size)
 
 
 def _check_map(net: Network, x, label, heatmap, score: str, steps: int, batch_size: int) -> None:
@@ -164,7 +157,7 @@ def _road(net, params, x, label, heatmap, fractions, key, noise, *, score, batch
     masks = _order_masks(-heatmap if lerf else heatmap, fractions)
     keys = jax.random.split(key, fractions.shape[0])
     images = jax.vmap(lambda m, k: impute(x, m, key=k, noise=noise))(masks, keys)
-    return _scores(net, params, images, label, score, batch_size)
+    return class_scores(net, params, images, label, score=score, batch_size=batch_size)
 
 
 def road(
@@ -200,7 +193,7 @@ def road(
 def _infidelity(net, params, x, label, attribution, key, noise, *, num_samples, score, normalize, batch_size):
     perturbations = noise * jax.random.normal(key, (num_samples, *x.shape), x.dtype)
     value = class_score(forward(net, params, x[None])[0][0], label, score)
-    diffs = value - _scores(net, params, x[None] - perturbations, label, score, batch_size)
+    diffs = value - class_scores(net, params, x[None] - perturbations, label, score=score, batch_size=batch_size)
     dots = jnp.einsum("nhwc,hwc->n", perturbations, attribution)
     if normalize:  # the attribution's best scale beta, as Captum's normalize=True
         beta = jnp.where((dots**2).sum() != 0, (dots * diffs).sum() / (dots**2).sum(), 0.0)

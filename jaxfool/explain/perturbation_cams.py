@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxfool import xla
-from jaxfool.explain._common import check_example, check_score, class_score
+from jaxfool.explain._common import check_example, check_score, chunked, class_score, class_scores
 from jaxfool.explain.gradcam import RESIZE_METHODS, spatial_layers
 from jaxfool.models.network import Network, Params, forward, forward_with_taps
 
@@ -57,10 +57,6 @@ def score_cam_masks(act: Array, size: tuple[int, int]) -> Array:
     return (up - lo) / (hi - lo + 1e-8)
 
 
-def _chunked(fn, xs: Array, batch_size: int) -> Array:
-    return jnp.concatenate([fn(xs[i : i + batch_size]) for i in range(0, xs.shape[0], batch_size)])
-
-
 def _finish(act: Array, weights: Array, relu: bool, size, resize: str) -> Array:
     cam = jnp.einsum("hwc,c->hw", act, weights)
     if relu:
@@ -74,8 +70,7 @@ def _finish(act: Array, weights: Array, relu: bool, size, resize: str) -> Array:
 def _score_cam(net, params, x, label, *, layer, score, relu, size, resize, batch_size):
     act = forward(net, params, x[None], layers=(layer,))[1][layer][0]
     masked = x[None] * score_cam_masks(act, x.shape[:2])[..., None]  # [c, H, W, C]
-    scores = _chunked(lambda xs: jax.vmap(lambda lg: class_score(lg, label, score))(forward(net, params, xs)[0]),
-                      masked, batch_size)
+    scores = class_scores(net, params, masked, label, score=score, batch_size=batch_size)
     return _finish(act, jax.nn.softmax(scores), relu, size, resize)
 
 
@@ -93,7 +88,7 @@ def _ablation_cam(net, params, x, label, *, layer, score, relu, size, resize, ba
         return jax.vmap(one)(channels)
 
     original = class_score(logits[0], label, score)
-    without = _chunked(ablate, jnp.arange(act.shape[-1]), batch_size)
+    without = chunked(ablate, jnp.arange(act.shape[-1]), batch_size)
     return _finish(act, (original - without) / original, relu, size, resize)
 
 
