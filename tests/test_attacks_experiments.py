@@ -113,7 +113,8 @@ def test_transfer_table_cells_are_the_attacks_success_rates(tiny_nets):
     # With labels, the clean row is each model's error rate on them.
     labels = np.asarray(transfer.top1(src, x))
     labels[:3] = (labels[:3] + 1) % 10
-    with_labels = transfer.transfer_table(nets, x, attack_names=("fgsm",), eps=0.3, key=key, labels=labels)
+    with_labels = transfer.transfer_table(nets, x, attack_names=("fgsm",), eps=0.3, key=key, labels=labels,
+                                          batch_size=4)
     assert with_labels["clean_error"][names[0]] == 0.5
 
 
