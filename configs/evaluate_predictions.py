@@ -70,7 +70,8 @@ class Config(MnistBase):
             else random, MEANINGLESS), ``"imagenet"`` (fetched if needed), ``"random"`` or a weights file.
         mask_dir: a folder of human attention masks, ``<image stem>.png`` each; empty: none.
         num_images: images explained (MNIST: test digits taken evenly from every class; VGG16: the first photos).
-        layer: Grad-CAM layer; empty: the model's last spatial layer (also for the second model).
+        layer: Grad-CAM layer; empty: the model's last spatial layer. An MNIST second model uses it too where it
+            has it; a ResNet second model always its last block, ``conv5_block3_out``.
         fraction: share of pixels in the top-k region of the agreement numbers.
         pointing_tolerance: pixels of slack of the pointing game against a mask.
         occlusion: occlusion settings.

@@ -127,7 +127,8 @@ def load_imagenet(
     """An ImageNet network of :data:`IMAGENET_MODELS` with its weights, and where they came from.
 
     Args:
-        name: ``"vgg16"``, ``"resnet50"`` or ``"resnet101"`` (ResNets with batch-norm folded: same logits, faster).
+        name: ``"vgg16"``, ``"resnet50"`` or ``"resnet101"`` (ResNets with batch-norm folded, as
+            :func:`jaxfool.load_resnet50`'s default: same logits).
         weights: ``"auto"`` (official if on disk, never downloads, else random), ``"imagenet"`` (fetched if
             needed), ``"random"``, or a weights file / checkpoint folder (see :func:`jaxfool.weights.load_params`).
         key: PRNG key of random weights.
