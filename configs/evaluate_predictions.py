@@ -10,6 +10,7 @@ With human attention masks (one PNG per image, same stem as the image; MNIST dig
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 from configs.common import MnistBase
 from jaxfool.data import DataConfig
@@ -17,7 +18,8 @@ from jaxfool.explain import OcclusionConfig
 from jaxfool.train import TrainConfig
 
 MODELS = ("mnist_cnn", "vgg16")
-SECOND_MODELS = ("", "mnist_cnn", "mnist_resnet")
+SECOND_MODELS = {"mnist_cnn": ("", "mnist_cnn", "mnist_resnet"), "vgg16": ("", "resnet50", "resnet101")}
+WEIGHTS = ("auto", "imagenet", "random")
 
 
 @dataclasses.dataclass
@@ -58,14 +60,18 @@ class Config(MnistBase):
 
     Attributes:
         model: ``"mnist_cnn"`` (trained here or restored) or ``"vgg16"``.
-        weights: VGG16 only: ``"imagenet"``, ``"random"`` (offline; MEANINGLESS predictions) or a weights file.
+        weights: VGG16 only: ``"imagenet"`` (fetched if needed), ``"auto"`` (official if on disk, else random),
+            ``"random"`` (offline; MEANINGLESS predictions) or a weights file.
         image_dir: VGG16 only: a folder of photos; empty: scikit-image's sample photos.
-        second_model: the cross-model comparison: ``"mnist_resnet"``, ``"mnist_cnn"`` (another training seed)
-            or ``""`` (none).
-        second_train: how the second model is trained (its seed differs from ``train.seed``).
+        second_model: the cross-model comparison: MNIST: ``"mnist_resnet"``, ``"mnist_cnn"`` (another training
+            seed); VGG16: ``"resnet101"`` (the study's) or ``"resnet50"``, judging VGG16's FGSM images; ``""``: none.
+        second_train: MNIST only: how the second model is trained (its seed differs from ``train.seed``).
+        second_weights: ResNet only: ``"auto"`` (official if on disk -- a converted checkpoint or the Keras file --
+            else random, MEANINGLESS), ``"imagenet"`` (fetched if needed), ``"random"`` or a weights file.
         mask_dir: a folder of human attention masks, ``<image stem>.png`` each; empty: none.
         num_images: images explained (MNIST: test digits taken evenly from every class; VGG16: the first photos).
-        layer: Grad-CAM layer; empty: the model's last spatial layer (also for the second model).
+        layer: Grad-CAM layer; empty: the model's last spatial layer. An MNIST second model uses it too where it
+            has it; a ResNet second model always its last block, ``conv5_block3_out``.
         fraction: share of pixels in the top-k region of the agreement numbers.
         pointing_tolerance: pixels of slack of the pointing game against a mask.
         occlusion: occlusion settings.
@@ -80,6 +86,7 @@ class Config(MnistBase):
     image_dir: str = ""
     second_model: str = "mnist_resnet"
     second_train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=5, seed=1))
+    second_weights: str = "auto"
     mask_dir: str = ""
     num_images: int = 20
     layer: str = ""
@@ -94,10 +101,13 @@ class Config(MnistBase):
     def validate(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model={self.model!r} is not one of {', '.join(MODELS)}")
-        if self.second_model not in SECOND_MODELS:
-            raise ValueError(f"second_model={self.second_model!r} is not one of {SECOND_MODELS}")
-        if self.model == "vgg16" and self.second_model:
-            raise ValueError("second_model is an MNIST model; with model='vgg16' set --config.second_model=''")
+        if self.second_model not in SECOND_MODELS[self.model]:
+            raise ValueError(f"second_model={self.second_model!r} does not go with model={self.model!r}; "
+                             f"use one of {SECOND_MODELS[self.model]}")
+        for field in ("weights", "second_weights"):
+            value = getattr(self, field)
+            if value not in WEIGHTS and not pathlib.Path(value).exists():
+                raise ValueError(f"{field}={value!r} is neither {', '.join(WEIGHTS)} nor an existing weights file")
         if self.num_images < 1 or not 0 < self.fraction <= 1 or self.pointing_tolerance < 0:
             raise ValueError("num_images must be >= 1, fraction in (0, 1] and pointing_tolerance >= 0")
         if self.fgsm_eps <= 0 or self.panel_scale < 1:

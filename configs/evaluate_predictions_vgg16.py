@@ -1,5 +1,7 @@
-"""Evaluating CNN predictions on VGG16, as the study: FGSM at eps 4 (pixels in [0, 255]), Perlin and universal
-perturbation noise images; occlusion with a 32-pixel mid-gray window.
+"""Evaluating CNN predictions on VGG16, as the study: FGSM at eps 4 (pixels in [0, 255]) with the cross-model part
+(VGG16's FGSM images through ResNet101: its top-1 and Grad-CAM at conv5_block3_out beside VGG16's at block5_conv3;
+`cross_model.md`), Perlin and universal perturbation noise images; occlusion with a 32-pixel mid-gray window.
+ResNet101's weights: official when on disk (`python -m jaxfool.weights fetch resnet101`), else random, MEANINGLESS.
 
 Run (official ImageNet weights; fetched once with `python -m jaxfool.weights fetch vgg16`):
     python -m experiments.evaluate_predictions --config configs/evaluate_predictions_vgg16.py
@@ -18,7 +20,7 @@ from jaxfool.explain import OcclusionConfig
 
 def get_config() -> Config:
     config = base()
-    config.model, config.weights, config.second_model = "vgg16", "imagenet", ""
+    config.model, config.weights, config.second_model, config.second_weights = "vgg16", "imagenet", "resnet101", "auto"
     config.num_images = 4
     config.layer = "block5_conv3"  # the study's and Grad-CAM's layer (the default would be block5_pool)
     config.fgsm_eps = 4.0

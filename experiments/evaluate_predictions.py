@@ -10,7 +10,10 @@ Run: ``python -m experiments.evaluate_predictions --config configs/evaluate_pred
    second model; Perlin noise and a universal perturbation drawn as an image, with predictions and Grad-CAM.
 
 Writes into ``<workdir>/evaluate_predictions/<run>/``: ``panels_<image>.png`` (one per image), ``noise.png``,
-``metrics.json`` (every prediction and agreement number, and their means) and ``config.json``.
+``metrics.json`` (every prediction and agreement number, and their means), ``config.json`` and, with a second
+model, ``cross_model.md`` (its top-1 beside the first's, clean and on the first's FGSM images; on VGG16 this is the
+study's cross-model part: ResNet101, its Grad-CAM at ``conv5_block3_out`` in the panels). Random ImageNet weights
+are labelled MEANINGLESS in every file.
 """
 
 from __future__ import annotations
@@ -23,14 +26,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxfool import attacks, cli, explain, images, runs, zoo
+from jaxfool import attacks, cli, explain, images, irregular_inputs, runs, transfer, zoo
 from jaxfool.data import load_mnist, stratified_indices
 from jaxfool.explain import render, study
 from jaxfool.explain.subject import Subject, subject
 from jaxfool.models import mnist_cnn
 from jaxfool.progress import bar as progress_bar
 from jaxfool.models.mnist_zoo import mnist_resnet
-from jaxfool.weights import load_vgg16
 
 log = logging.getLogger("evaluate_predictions")
 MNIST_MODELS = {"mnist_cnn": mnist_cnn, "mnist_resnet": mnist_resnet}
@@ -42,16 +44,18 @@ def load_models(config: Any) -> tuple[Subject, Subject | None, np.ndarray, list[
     images the universal perturbation is fitted on."""
     n = config.num_images
     if config.model == "vgg16":
-        photos = images.load_image_folder(config.image_dir) if config.image_dir else images.sample_photos()
-        if len(photos.paths) == 0:
-            raise FileNotFoundError(f"no readable .jpg/.png images in {config.image_dir}")
-        net, params = load_vgg16(config.weights, key=jax.random.key(config.seed))
-        info = {"weights": config.weights, "meaningless_predictions": config.weights == "random"}
-        if info["meaningless_predictions"]:
-            log.warning("weights=random: every prediction below is MEANINGLESS; the pipeline is real")
+        photos, key = images.load_photos(config.image_dir), jax.random.key(config.seed)
         x = np.asarray(photos.pixels[:n], np.float32)
-        return (subject(net, params, config.layer), None, x, list(images.unique_names(photos.paths[:n])),
-                np.full(len(x), -1), info, np.asarray(photos.pixels[: config.noise.universal_images], np.float32))
+        first, source = transfer.imagenet_subject("vgg16", config.weights, key=key, layer=config.layer)
+        second, source2 = transfer.imagenet_subject(config.second_model, config.second_weights, key=jax.random.fold_in(
+            key, 1), input_shape=x.shape[1:]) if config.second_model else (None, None)  # the study's ResNet101
+        info = {"weights": source, "meaningless_predictions": "random" in (source, source2)}
+        if second is not None:
+            info["second_model"] = {"name": second.net.name, "weights": source2}
+        if info["meaningless_predictions"]:
+            log.warning("random weights: every prediction below is MEANINGLESS; the pipeline is real")
+        return (first, second, x, list(images.unique_names(photos.paths[:n])), np.full(len(x), -1), info,
+                np.asarray(photos.pixels[: config.noise.universal_images], np.float32))
     data, cache = load_mnist(config.data), pathlib.Path(config.workdir) / "models"
     params, meta = zoo.load_or_train(mnist_cnn(), data, config.train, cache_dir=cache, progress=True)
     info = {"data_source": data.source, "test_accuracy": meta["test_accuracy"], "checkpoint": meta["checkpoint"]}
@@ -72,7 +76,7 @@ def run(config: Any) -> dict[str, Any]:
         raise FileNotFoundError(f"mask_dir={config.mask_dir!r} is not a folder; give a folder of <image>.png masks")
     start = time.perf_counter()
     first, second, x, names, labels, info, fit = load_models(config)
-    net, bounds, frac, scale = first.net, first.net.bounds, config.fraction, config.panel_scale
+    net, frac, scale = first.net, config.fraction, config.panel_scale
     run_dir = runs.start_run(config, "evaluate_predictions")
     key = jax.random.key(config.seed)
     warning = " (random weights: MEANINGLESS predictions)" if info.get("meaningless_predictions") else ""
@@ -81,21 +85,11 @@ def run(config: Any) -> dict[str, Any]:
     per_image = [image_report(i, name, config, first, second, x, labels, r, run_dir, warning)
                  for i, name in enumerate(progress_bar(names, progress=True, desc="panels"))]
     n = config.noise
-    noise_names, noise, noise_info = attacks.noise_images(
-        attacks.network_model(net, first.params), fit, shape=net.input_shape, bounds=bounds,
-        key=jax.random.fold_in(key, NOISE), perlin=attacks.PerlinParams(n.perlin_period, n.perlin_freq_sine),
-        perlin_images=n.perlin_images, octaves=n.perlin_octaves, universal_epochs=n.universal_epochs,
-        universal=attacks.UniversalParams(n.universal_eps, n.universal_rel_step) if n.universal_images else None)
-    noise_items = []
-    if len(noise):
-        npred, nprob, ncam = first.look(noise)
-        noise_items = [{"image": nm, "top1": int(npred[j]), "class": net.class_name(int(npred[j])),
-                        "probability": float(nprob[j])} for j, nm in enumerate(noise_names)]
-        render.save_panels([p for j, it in enumerate(noise_items) for p in (
-            (f"{it['image']}: {it['class']} ({nprob[j]:.2f})", render.to_rgb(noise[j], bounds=bounds, scale=scale)),
-            ("grad-cam", render.overlay(noise[j], ncam[j], bounds=bounds, scale=scale)))],
-            run_dir / "noise.png", columns=4, title=f"{net.name}: noise images{warning}")
-
+    noise_items, noise_info = irregular_inputs.noise_report(
+        first, fit, run_dir / "noise.png", key=jax.random.fold_in(key, NOISE), perlin=attacks.PerlinParams(
+            n.perlin_period, n.perlin_freq_sine), perlin_images=n.perlin_images, octaves=n.perlin_octaves,
+        universal=attacks.UniversalParams(n.universal_eps, n.universal_rel_step) if n.universal_images else None,
+        universal_epochs=n.universal_epochs, title=f"{net.name}: noise images{warning}", scale=scale)
     summary = study.summary(r, labels, per_image, second)
     if config.mask_dir and len(summary.get("vs_human_mask", {})) == 0:
         log.warning("no human masks found in %s (named <image>.png; images: %s...)", config.mask_dir, names[:3])
@@ -103,9 +97,15 @@ def run(config: Any) -> dict[str, Any]:
                "summary": summary, "images": per_image, "noise": {**noise_info, "images": noise_items},
                "seconds": round(time.perf_counter() - start, 1)}
     runs.write_json(run_dir / "metrics.json", metrics)
+    if second is not None:  # the cross-model part: the first model's FGSM images through the second
+        rows = [{"image": it["image"], net.name: it, second.net.name: it["second_model"]} for it in per_image]
+        table = transfer.cross_model_markdown(rows, (net.name, second.net.name), eps=config.fgsm_eps,
+                                              meaningless=bool(warning))
+        (run_dir / "cross_model.md").write_text(table)
+        log.info("cross-model:\n%s", table)
     s = summary["occlusion_vs_gradcam"]
-    log.info("occlusion vs grad-cam: mean rho %s, top-k IoU %s; FGSM changed top-1 on %.0f%%; run folder %s",
-             s["mean_spearman"], s["mean_top_k_iou"], 100 * summary["fgsm_top1_change_rate"], run_dir)
+    log.info("occlusion vs grad-cam: mean rho %s, top-k IoU %s; FGSM changed top-1 on %.0f%%; run folder %s%s",
+             s["mean_spearman"], s["mean_top_k_iou"], 100 * summary["fgsm_top1_change_rate"], run_dir, warning)
     return {**metrics, "run_dir": str(run_dir)}
 
 
@@ -117,7 +117,7 @@ def image_report(i, name, config, first: Subject, second, x, labels, r, run_dir,
     pred_adv, prob_adv, cam_adv, methods, shift = r["pred_adv"], r["prob_adv"], r["cam_adv"], r["methods"], r["shift"]
     cross = r["cross"]
     pick = lambda d: {k: v[i] for k, v in d.items()}
-    top = lambda p, q: {"top1": int(p[i]), "class": net.class_name(int(p[i])), "probability": float(q[i])}
+    top = lambda p, q, n=net: {"top1": int(p[i]), "class": n.class_name(int(p[i])), "probability": float(q[i])}
     item = {"image": name, "label": int(labels[i]), "clean": top(pred, prob),
             "fgsm": {**top(pred_adv, prob_adv), "linf": float(np.abs(x_adv[i] - x[i]).max())},
             "occlusion_vs_gradcam": pick(methods), "attention_shift": pick(shift)}
@@ -136,10 +136,10 @@ def image_report(i, name, config, first: Subject, second, x, labels, r, run_dir,
               (f"FGSM eps {config.fgsm_eps:g}: {item['fgsm']['class']} ({prob_adv[i]:.2f})", on(x_adv[i])),
               (f"grad-cam FGSM (IoU {shift['top_k_iou'][i]:.2f})", on(x_adv[i], cam_adv[i]))]
     if cross:
-        item["second_model"] = {"clean": top(cross["pred"], cross["prob"]), "fgsm": top(cross["pred_adv"],
-                                cross["prob_adv"]), **{v: pick(cross[k]) for k, v in study.CROSS_NUMBERS.items()}}
-        panels += [(f"{second.net.name}: {cross['pred'][i]} ({cross['prob'][i]:.2f})", on(x[i], cross["cam"][i])),
-                   (f"{second.net.name} FGSM: {cross['pred_adv'][i]} ({cross['prob_adv'][i]:.2f})",
+        c, f = top(cross["pred"], cross["prob"], second.net), top(cross["pred_adv"], cross["prob_adv"], second.net)
+        item["second_model"] = {"clean": c, "fgsm": f, **{v: pick(cross[k]) for k, v in study.CROSS_NUMBERS.items()}}
+        panels += [(f"{second.net.name} grad-cam\n{c['class']} ({c['probability']:.2f})", on(x[i], cross["cam"][i])),
+                   (f"{second.net.name} on FGSM\n{f['class']} ({f['probability']:.2f})",
                     on(x_adv[i], cross["cam_adv"][i]))]
     render.save_panels(panels, run_dir / f"panels_{name}.png", columns=4, title=f"{net.name}: {name}{warning}")
     return item

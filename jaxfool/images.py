@@ -188,7 +188,22 @@ def sample_photo(name: str) -> Path:
 SAMPLE_PHOTOS = ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg")
 
 
-def sample_photos(names: tuple[str, ...] = SAMPLE_PHOTOS) -> Images:
-    """scikit-image's sample photos ``names`` as :class:`Images` at 224 x 224 (:func:`load_image`)."""
+def sample_photos(names: tuple[str, ...] = SAMPLE_PHOTOS, target_size: tuple[int, int] = (224, 224)) -> Images:
+    """scikit-image's sample photos ``names`` as :class:`Images` at ``target_size`` (:func:`load_image`)."""
     paths = tuple(sample_photo(name) for name in names)
-    return Images(np.stack([load_image(p) for p in paths]), paths, ())
+    return Images(np.stack([load_image(p, target_size) for p in paths]), paths, ())
+
+
+def load_photos(image_dir: str | os.PathLike = "", target_size: tuple[int, int] = (224, 224)) -> Images:
+    """The photos of ``image_dir`` (:func:`load_image_folder`), or scikit-image's sample photos when it is empty.
+
+    Returns:
+        :class:`Images`, ``pixels [n >= 1, height, width, 3]`` float32 in ``[0, 255]``.
+
+    Raises:
+        FileNotFoundError: ``image_dir`` is not a folder or holds no readable image (one line).
+    """
+    photos = load_image_folder(image_dir, target_size) if image_dir else sample_photos(target_size=target_size)
+    if not len(photos.paths):
+        raise FileNotFoundError(f"no readable .jpg/.png images in {image_dir}; pass a folder of photos")
+    return photos

@@ -1,5 +1,6 @@
-"""Transfer of adversarial examples between networks: Xie et al.'s Table 1 (sources x attacks x targets) and
-the fourth study's cross-model comparison (FGSM on one network, top-1 and Grad-CAM of another).
+"""Transfer of adversarial examples between networks: Xie et al.'s Table 1 (sources x attacks x targets), the
+fourth study's cross-model comparison (FGSM on VGG16, ResNet101's top-1 and Grad-CAM beside VGG16's) as a table,
+and the ImageNet networks with the weights they were asked for (random weights are labelled MEANINGLESS).
 
 Works on any :class:`~jaxfool.models.Network` with the same input units (ImageNet networks here take raw RGB in
 ``[0, 255]`` and preprocess inside, so one ``eps`` in pixel units means the same on every one of them).
@@ -9,6 +10,8 @@ succeeds on a target when it changes the target's top-1 on the clean image.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,9 +19,14 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxfool import attacks, explain, xla
+from jaxfool import attacks, xla
+from jaxfool.explain.subject import Subject, subject
 from jaxfool.models.network import Network, Params
+from jaxfool.weights import load_network, resolve_weights
 
+IMAGENET_MODELS = ("vgg16", "resnet50", "resnet101")
+#: The first line of every file of a run with random weights.
+MEANINGLESS = "**RANDOM WEIGHTS: these numbers are MEANINGLESS.**"
 TITLES = {"fgsm": "FGSM", "ifgsm": "I-FGSM", "mifgsm": "MI-FGSM", "di2fgsm": "DI2-FGSM", "mdi2fgsm": "M-DI2-FGSM"}
 _predict = xla.jit(lambda model, v: model(v).argmax(-1))
 _proba = xla.jit(lambda model, v: jax.nn.softmax(model(v)))
@@ -113,48 +121,60 @@ def markdown(success: Mapping[str, Mapping[str, Mapping[str, float]]], clean_err
     return "\n".join(lines) + "\n"
 
 
-def cross_model(
-    source: tuple[Network, Params],
-    target: tuple[Network, Params],
-    x: np.ndarray,
-    *,
-    eps: float,
-    source_layer: str,
-    target_layer: str,
-    key: jax.Array,
-    batch_size: int = 8,
-) -> dict[str, np.ndarray]:
-    """FGSM crafted on ``source`` (away from its clean top-1), judged by both networks, with Grad-CAMs.
+def load_imagenet(
+    name: str, weights: str | os.PathLike = "auto", *, key: jax.Array, input_shape: tuple[int, int, int] | None = None
+) -> tuple[Network, Params, str]:
+    """An ImageNet network of :data:`IMAGENET_MODELS` with its weights, and where they came from.
 
     Args:
-        source, target: ``(network, params)``; the fourth study's are VGG16 and ResNet101.
-        x: ``[n, H, W, C]`` images.
-        eps: FGSM radius in input units (the study: 4 on 0-255 pixels).
-        source_layer, target_layer: Grad-CAM layers (the last block: ``block5_conv3``, ``conv5_block3_out``).
-        key: PRNG key of the attack (FGSM draws nothing, but every attack takes one).
-        batch_size: images per compiled call.
+        name: ``"vgg16"``, ``"resnet50"`` or ``"resnet101"`` (ResNets with batch-norm folded, as
+            :func:`jaxfool.load_resnet50`'s default: same logits).
+        weights: ``"auto"`` (official if on disk, never downloads, else random), ``"imagenet"`` (fetched if
+            needed), ``"random"``, or a weights file / checkpoint folder (see :func:`jaxfool.weights.load_params`).
+        key: PRNG key of random weights.
+        input_shape: ``(H, W, 3)`` to fix the input size of a ResNet (any size >= 32 works), so that code which
+            needs a fixed size (:func:`jaxfool.explain.subject.subject`) can use it; VGG16's is 224 x 224.
 
     Returns:
-        ``adv [n, H, W, C]``; ``{source,target}_{clean,adv}`` top-1 ``[n]`` and their probabilities; and
-        ``{source,target}_cam_{clean,adv}`` ``[n, H, W]`` Grad-CAMs of each network's clean top-1.
+        ``(network, params, source)``; ``source`` is ``"imagenet"``, ``"random"`` or the file given.
     """
-    (snet, sparams), (tnet, tparams) = source, target
-    smodel, tmodel = attacks.network_model(snet, sparams), attacks.network_model(tnet, tparams)
-    out: dict[str, np.ndarray] = {}
-    s_clean = top1(smodel, x, batch_size=batch_size)
-    out["adv"] = adv = craft("fgsm", smodel, x, s_clean, eps=eps, key=key, bounds=snet.bounds,
-                             batch_size=batch_size)
-    for who, net, params, model, layer in (("source", snet, sparams, smodel, source_layer),
-                                           ("target", tnet, tparams, tmodel, target_layer)):
-        # The weights are an argument, not a closure: XLA would otherwise constant-fold through 100M of them.
-        cam = xla.jit(jax.vmap(lambda p, v, y, n=net, l=layer: explain.grad_cam(n, p, v, y, layer=l),
-                               in_axes=(None, 0, 0)))
-        clean = top1(model, x, batch_size=batch_size)
-        for kind, images in (("clean", x), ("adv", adv)):
-            pred = top1(model, images, batch_size=batch_size)
-            probs = np.concatenate([np.asarray(_proba(model, images[i : i + batch_size]))
-                                    for i in range(0, len(images), batch_size)])
-            out[f"{who}_{kind}"], out[f"{who}_{kind}_p"] = pred, probs[np.arange(len(pred)), pred]
-            out[f"{who}_cam_{kind}"] = np.concatenate([np.asarray(cam(params, images[i : i + batch_size], clean[i : i + batch_size]))
-                                                       for i in range(0, len(images), batch_size)])
-    return out
+    if name not in IMAGENET_MODELS:
+        raise ValueError(f"unknown ImageNet model {name!r}; use one of {', '.join(IMAGENET_MODELS)}")
+    weights = resolve_weights(weights, model=name)
+    net, params = load_network(name, weights, key=key, **({} if name == "vgg16" else {"fold_batch_norm": True}))
+    if input_shape is not None and None in net.input_shape:
+        net = dataclasses.replace(net, input_shape=tuple(input_shape))
+    return net, params, str(weights)
+
+
+def imagenet_subject(
+    name: str, weights: str | os.PathLike, *, key: jax.Array, layer: str = "",
+    input_shape: tuple[int, int, int] | None = None,
+) -> tuple[Subject, str]:
+    """:func:`load_imagenet` as a :class:`~jaxfool.explain.subject.Subject` with its Grad-CAM ``layer`` (``""``:
+    the last spatial layer: ``block5_pool`` for VGG16, ``conv5_block3_out`` for ResNets, which need
+    ``input_shape``), and its weights' source."""
+    net, params, source = load_imagenet(name, weights, key=key, input_shape=input_shape)
+    return subject(net, params, layer), source
+
+
+def cross_model_markdown(rows: Sequence[Mapping[str, Any]], models: Sequence[str], *, eps: float,
+                         meaningless: bool = False) -> str:
+    """The cross-model comparison as a markdown table: one row per image, each model's top-1 clean and on FGSM
+    images crafted on the first model.
+
+    Args:
+        rows: per image ``{"image": name, model: {"clean": top, "fgsm": top}}`` where ``top`` has ``class`` and
+            ``probability``; ``models[0]`` is the source of the FGSM images.
+        models: the model names, as keys of the rows and column titles.
+        eps: FGSM's radius, for the caption.
+        meaningless: prefix :data:`MEANINGLESS` (random weights).
+    """
+    head = [*([MEANINGLESS, ""] if meaningless else []), f"FGSM at eps {eps:g} crafted on {models[0]}: top-1 "
+            "(probability) of each network on the clean and the FGSM image.", "",
+            "| image | " + " | ".join(f"{m} {k}" for m in models for k in ("clean", "FGSM")) + " |",
+            "|---|" + "---|" * (2 * len(models))]
+    cells = lambda top: f"{top['class']} ({top['probability']:.2f})"
+    body = [f"| {row['image']} | " + " | ".join(cells(row[m][k]) for m in models for k in ("clean", "fgsm")) + " |"
+            for row in rows]
+    return "\n".join(head + body) + "\n"

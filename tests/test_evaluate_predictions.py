@@ -93,3 +93,64 @@ def test_bad_config_is_one_line_error():
     config.model = "vgg16"
     with pytest.raises(ValueError, match="second_model"):
         config.validate()
+
+
+def _vgg16_tiny(tmp_path, monkeypatch):
+    from configs.evaluate_predictions_vgg16 import get_config
+
+    monkeypatch.setenv("JAXFOOL_WEIGHTS_DIR", str(tmp_path / "weights"))  # nothing on disk: ResNet101 is random
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = get_config()
+    assert config.second_model == "resnet101" and config.fgsm_eps == 4  # the study's
+    config.workdir, config.run_name, config.weights, config.num_images = str(tmp_path), "vgg", "random", 1
+    config.second_model = "resnet50"  # the same code as ResNet101 (6 conv4 blocks, not 23), compiled in half the time
+    config.occlusion.window = config.occlusion.stride = 112  # four occluded copies
+    config.noise.universal_images, config.noise.universal_epochs = 1, 1
+    return config
+
+
+@pytest.mark.slow
+def test_vgg16_cross_model_part_runs_offline_labelled_meaningless(tmp_path, monkeypatch):
+    """The study's cross-model part: VGG16's FGSM images at eps 4 through a ResNet, random weights, one photo."""
+    from experiments.evaluate_predictions import run
+
+    metrics = run(_vgg16_tiny(tmp_path, monkeypatch))
+    folder = tmp_path / "evaluate_predictions" / "vgg"
+    assert {p.name for p in folder.iterdir()} == {"config.json", "metrics.json", "panels_chelsea.png", "noise.png",
+                                                 "cross_model.md"}
+    assert metrics["meaningless_predictions"] and metrics["weights"] == "random"
+    assert metrics["second_model"] == {"name": "resnet50_folded", "weights": "random"}
+    assert metrics["summary"]["second_model"]["gradcam_layer"] == "conv5_block3_out"
+    item = metrics["images"][0]
+    assert item["fgsm"]["linf"] <= 4 + 1e-4  # the study's eps, in pixels of 0-255
+    # The ResNet judges the very images VGG16's FGSM made; its top-1 is an ImageNet class name.
+    cross = item["second_model"]
+    from jaxfool import imagenet
+
+    assert all(cross[k]["class"] == imagenet.class_names()[cross[k]["top1"]] for k in ("clean", "fgsm"))
+    assert 0 < cross["clean"]["probability"] <= 1
+    text = (folder / "cross_model.md").read_text().splitlines()
+    assert text[0] == "**RANDOM WEIGHTS: these numbers are MEANINGLESS.**"
+    c, f = cross["clean"], cross["fgsm"]
+    assert text[-1].endswith(f"| {c['class']} ({c['probability']:.2f}) | {f['class']} ({f['probability']:.2f}) |")
+    assert json.loads((folder / "metrics.json").read_text())["images"][0]["second_model"]["fgsm"] == f
+    with Image.open(folder / "panels_chelsea.png") as img:  # two rows: VGG16's five panels, the ResNet's two
+        assert img.height > 400
+
+
+def test_vgg16_variant_bad_input_is_one_line_before_anything_is_written(tmp_path, monkeypatch):
+    from experiments.evaluate_predictions import run
+    from jaxfool import cli
+
+    config = _vgg16_tiny(tmp_path, monkeypatch)
+    config.second_model = "mnist_resnet"
+    with pytest.raises(cli.ConfigError, match="second_model='mnist_resnet' does not go with model='vgg16'"):
+        run(config)
+    config.second_model, config.second_weights = "resnet101", str(tmp_path / "missing.h5")
+    with pytest.raises(cli.ConfigError, match="second_weights=.* is neither auto, imagenet, random nor an existing"):
+        run(config)
+    config.second_weights, config.image_dir = "auto", str(tmp_path / "empty")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no readable .jpg/.png images") as info:
+        run(config)
+    assert "\n" not in str(info.value) and not (tmp_path / "evaluate_predictions").exists()
