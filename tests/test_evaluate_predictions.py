@@ -121,6 +121,10 @@ def test_vgg16_cross_model_part_runs_offline_labelled_meaningless(tmp_path, monk
     assert metrics["meaningless_predictions"] and metrics["weights"] == "random"
     assert metrics["second_model"] == {"name": "resnet50_folded", "weights": "random"}
     assert metrics["summary"]["second_model"]["gradcam_layer"] == "conv5_block3_out"
+    # Photos without labels: no accuracy for either model (not a 0.0 that reads as "always wrong").
+    assert metrics["summary"]["clean_accuracy"] is None
+    assert metrics["summary"]["second_model"]["clean_accuracy"] is None
+    assert metrics["summary"]["second_model"]["fgsm_transfer_accuracy"] is None
     item = metrics["images"][0]
     assert item["fgsm"]["linf"] <= 4 + 1e-4  # the study's eps, in pixels of 0-255
     # The ResNet judges the very images VGG16's FGSM made; its top-1 is an ImageNet class name.

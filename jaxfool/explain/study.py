@@ -92,8 +92,8 @@ def summary(r: dict[str, Any], labels: np.ndarray, per_image: list[dict[str, Any
     if cross and second is not None:
         out["second_model"] = {
             "name": second.net.name, "gradcam_layer": second.layer,
-            "clean_accuracy": finite_mean(cross["pred"] == labels),
-            "fgsm_transfer_accuracy": finite_mean(cross["pred_adv"] == labels),
+            "clean_accuracy": finite_mean(cross["pred"] == labels) if known else None,
+            "fgsm_transfer_accuracy": finite_mean(cross["pred_adv"] == labels) if known else None,
             "fgsm_top1_change_rate": float(np.mean(cross["pred_adv"] != cross["pred"])),
             **{v: mean_agreement(cross[k]) for k, v in CROSS_NUMBERS.items()}}
     return out
