@@ -19,14 +19,18 @@ import os
 import pathlib
 import shutil
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
 from jaxfool.runs import to_jsonable
+
+# orbax.checkpoint is imported inside the functions that use it: its import runs absl's logging setup, which adds
+# a handler to the root logger, and importing jaxfool must change no global state.
+if TYPE_CHECKING:
+    import orbax.checkpoint as ocp
 
 FORMAT = "jaxfool-checkpoint/2"
 TMP_SUFFIX = ".orbax-checkpoint-tmp"  # what orbax appends to a folder it is still writing
@@ -70,6 +74,8 @@ def check_finite(tree: Any, what: str) -> None:
 
 
 def _checkpointer() -> ocp.Checkpointer:
+    import orbax.checkpoint as ocp
+
     return ocp.Checkpointer(ocp.CompositeCheckpointHandler())
 
 
@@ -84,6 +90,8 @@ def save(path: str | os.PathLike, params: Any, metadata: dict[str, Any] | None =
         FileExistsError: if ``path`` exists (a checkpoint is never overwritten).
         CheckpointError: if a parameter is NaN or infinite (nothing is written).
     """
+    import orbax.checkpoint as ocp
+
     path = pathlib.Path(path).absolute()
     if path.exists():
         raise FileExistsError(f"checkpoint {path} already exists; choose another path or delete it first")
@@ -127,6 +135,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _read_meta(path: pathlib.Path) -> dict[str, Any]:
+    import orbax.checkpoint as ocp
+
     if not path.is_dir():
         raise FileNotFoundError(f"no checkpoint at {path}")
     if (path / "meta.json").is_file() and not (path / "meta").exists():
@@ -154,6 +164,8 @@ def restore(path: str | os.PathLike, like: Any) -> tuple[Any, dict[str, Any]]:
         CheckpointError: (a ``ValueError``) if the checkpoint is damaged: unreadable data or metadata, a checksum
             that does not match, or NaN / infinite values.
     """
+    import orbax.checkpoint as ocp
+
     path = pathlib.Path(path).absolute()
     meta = _read_meta(path)
     try:

@@ -15,17 +15,19 @@ import os
 import pathlib
 import shutil
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
 from jaxfool import checkpoints, xla
 from jaxfool.models.network import Network, Params, forward, predict_proba
 from jaxfool.progress import bar as progress_bar
+
+if TYPE_CHECKING:  # imported where used: orbax's import adds a root logging handler (see jaxfool.checkpoints)
+    import orbax.checkpoint as ocp
 
 log = logging.getLogger(__name__)
 Array = jax.Array
@@ -184,6 +186,8 @@ class _EpochCheckpoints:
             log.warning("cannot keep training checkpoints in %s (%s); training without them", self.folder, e)
 
     def _open(self) -> ocp.CheckpointManager:
+        import orbax.checkpoint as ocp
+
         options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, enable_async_checkpointing=False,
                                                cleanup_tmp_directories=True)
         return ocp.CheckpointManager(self.folder, options=options, item_names=("state", "progress"))
@@ -192,6 +196,8 @@ class _EpochCheckpoints:
         """The state and losses after the last saved epoch, or the given ones if there is none to trust."""
         if self.manager is None or (step := self.manager.latest_step()) is None:
             return state, losses
+        import orbax.checkpoint as ocp
+
         try:
             saved = self.manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(self.abstract), progress=ocp.args.JsonRestore()))
@@ -212,6 +218,8 @@ class _EpochCheckpoints:
     def save(self, epoch: int, state: TrainState, losses: list[float]) -> None:
         if self.manager is None:
             return
+        import orbax.checkpoint as ocp
+
         state = jax.device_get(state)
         progress = {"fingerprint": self.fingerprint, "sha256": checkpoints.tree_digest(state), "losses": losses}
         try:

@@ -9,6 +9,21 @@ import os
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
 
+# Many tests compile the same XLA programs: each experiment test trains the same tiny CNN, the resume and
+# experiment-log tests start fresh Python processes that compile the same training step, library calls build a
+# new jax.jit per call. JAX's persistent compilation cache in a folder that lives for this session only (removed
+# at its end; the experiments' subprocesses inherit it through the environment) compiles each one once. Hits
+# and misses run the same executable, so no result changes. A cache folder the caller chose is kept as given.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    _xla_cache = tempfile.mkdtemp(prefix="jaxfool-tests-xla-cache-")
+    atexit.register(shutil.rmtree, _xla_cache, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _xla_cache
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # default 1 s: most are shorter
+
 import jax
 import numpy as np
 import pytest

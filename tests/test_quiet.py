@@ -14,8 +14,6 @@ from jaxfool import progress
 
 
 def test_importing_jaxfool_keeps_the_matplotlib_backend_and_log_levels():
-    # Not checked: the root logger's handlers. Importing orbax.checkpoint adds one (an absl vlog at import time
-    # calls logging.basicConfig()); only a lazy orbax import in jaxfool.checkpoints/weights would avoid it.
     code = (
         "import logging, matplotlib; b = matplotlib.get_backend(); import jaxfool.plots; "
         "assert matplotlib.get_backend() == b, (b, matplotlib.get_backend()); "
@@ -28,6 +26,27 @@ def test_importing_jaxfool_keeps_the_matplotlib_backend_and_log_levels():
     env = {**os.environ, "MPLBACKEND": "svg"}  # a backend Agg is not: the old matplotlib.use("Agg") changed it
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=os.getcwd())
     os.remove("c.png")
+
+
+# Every public module (found by walking the package, so a new one is covered); jaxfool.weights.__main__ is the CLI.
+IMPORT_EVERYTHING = """
+import importlib, logging, pkgutil, sys
+root = logging.getLogger()
+handlers, level = list(root.handlers), root.level
+import jaxfool
+names = [m.name for m in pkgutil.walk_packages(jaxfool.__path__, "jaxfool.")
+         if not any(part.startswith("_") for part in m.name.split("."))]
+for name in ["jaxfool", *names]:
+    importlib.import_module(name)
+    assert root.handlers == handlers and root.level == level, (name, root.handlers, logging.getLevelName(root.level))
+assert len(names) > 50 and {"jaxfool.checkpoints", "jaxfool.weights.store", "jaxfool.train"} <= set(names), names
+"""
+
+
+def test_importing_every_jaxfool_module_leaves_the_root_logger_alone():
+    # orbax.checkpoint's import runs absl's logging setup (logging.basicConfig: a root handler); jaxfool imports
+    # it where it is used, and so does any module with such side effects.
+    subprocess.run([sys.executable, "-c", IMPORT_EVERYTHING], check=True, cwd=os.getcwd())
 
 
 def test_progress_is_off_unless_asked(capsys, caplog):
