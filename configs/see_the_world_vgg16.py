@@ -87,8 +87,9 @@ class Config(Base):
         layers: the study's layers; ``filters_per_layer`` random filters of each at ``size`` x ``size``.
         filters_per_layer: filters drawn at random from each layer.
         size: the filter images' side in pixels.
-        filters: the study's filter recipe (20 steps of 1 in 0..255).
-        class_index: the study's sea snake; 30 steps of 7 from gray noise at 224x224 (``None``: skip).
+        filters: the study's filter recipe (20 steps of 1 from its gray noise, which the blog fed to the conv
+            stack: the raw start preprocesses to it, see ``jaxfool.visualize.VGG_NOISE``; unclipped).
+        class_index: the study's sea snake; 30 steps of 7 from the same noise at 224x224 (``None``: skip).
         classes: the class recipe.
         target: a real photo pushed to a class (the Mona Lisa -> triceratops).
         thresholds: probabilities whose first crossing step is recorded.

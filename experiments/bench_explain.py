@@ -6,7 +6,8 @@ checks that the maps agree before it times anything: all-layer Grad-CAM (jaxfool
 one forward + one backward for every conv layer) against Captum's ``LayerGradCam`` per layer (+ bilinear
 upsampling) and pytorch-grad-cam's ``GradCAM`` given all layers in one call; its cost against one forward+backward;
 occlusion against Captum's ``Occlusion`` with the same window, stride, baseline and batch. Ratios are peer time /
-jaxfool time (> 1: jaxfool is faster), medians of ``repeats`` calls after a warm-up. Writes ``metrics.json``.
+jaxfool time (> 1: jaxfool is faster), medians of ``repeats`` calls after a warm-up; Score-CAM is one call each
+(pytorch-grad-cam's without a warm-up: minutes per call, nothing to compile). Writes ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxfool import cli, explain, runs, torch_twins, xla
-from jaxfool.benchmarking import he_params, markdown_table, median_time, sync
+from jaxfool.benchmarking import he_params, markdown_table, median_time, seconds, sync
 from jaxfool.explain._common import input_gradients, pair
-from jaxfool.models import Network, mnist_cnn, vgg16
+from jaxfool.models import forward, mnist_cnn, vgg16
 from jaxfool.weights import to_torchvision
 
 log = logging.getLogger("bench_explain")
@@ -108,9 +109,11 @@ def bench_model(name: str, spec: Any, config: Any) -> dict:
             ours_sc = xla.jit(lambda p, v: explain.score_cam(net, p, v, label, layer=last, batch_size=b))
             theirs_sc = pgc_module.ScoreCAM(model=model, target_layers=[modules[last]])
             theirs_sc.batch_size = b
-            t["jax_score_cam"] = median_time(lambda: sync(ours_sc(params, x)), 1)
-            t["pytorch_grad_cam_score_cam"] = median_time(
-                lambda: theirs_sc(input_tensor=xt.clone(), targets=[ClassifierOutputTarget(label)]), 1)
+            t["jax_score_cam"] = median_time(lambda: sync(ours_sc(params, x)), 1)  # its warm-up compiles
+            t["pytorch_grad_cam_score_cam"] = seconds(  # once, cold: minutes a call, nothing to compile
+                lambda: theirs_sc(input_tensor=xt.clone(), targets=[ClassifierOutputTarget(label)]))[0]
+            act = np.asarray(forward(net, params, x[None], layers=(last,))[1][last][0])  # weight-dependent
+            out["score_cam_constant_channels"] = int((np.ptp(act, axis=(0, 1)) == 0).sum())  # passes skipped
     t["jax_occlusion"] = median_time(lambda: sync(occlusion(params, x)), r)
     t["captum_occlusion"] = median_time(captum_occlusion, r)
     out["seconds"] = t

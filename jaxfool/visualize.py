@@ -2,7 +2,8 @@
 
 The recipes of "How convolutional neural networks see the world" (Keras blog, VGG16), reproduced exactly:
 
-* :func:`noise_image` -- ``(U(0, 1) - 0.5) * 20 + 128``, the gray noise every ascent starts from;
+* :func:`noise_image` -- ``(U(0, 1) - 0.5) * 20 + 128``, the gray noise every ascent starts from, as the
+  network's preprocessed input (:data:`VGG_NOISE`: the blog fed it to VGG16's conv stack directly);
 * :func:`rms_normalize` -- ``g / (sqrt(mean(g ** 2)) + 1e-5)``;
 * :func:`deprocess_image` -- centre, divide by ``std + 1e-5``, ``x 0.1``, ``+ 0.5``, clip to ``[0, 1]``,
   ``x 255``, ``uint8``; :func:`normalize_image` is the same without the last two steps (the study's
@@ -20,9 +21,11 @@ an :class:`AscentConfig` by its ``build()``). Optional, each off by default: ran
 scale and rotation of the image before the objective (Lucid's transformation robustness), a total-variation
 penalty, and Lucid's Fourier / decorrelated-colour parameterisation (:func:`fourier_image`).
 
-Pixel units are the network's: the study's defaults (centre 128, spread 20, step 1) are for VGG16 with
-``preprocess=True`` (RGB in ``[0, 255]``). For the MNIST CNN (pixels in ``[0, 1]``) use :data:`MNIST_NOISE`
-and the step sizes documented in ``configs/see_the_world.py``.
+Pixel units are the network's: the study's defaults (centre 128, spread 20, step 1) are for VGG16, whose
+caffe preprocessing (with ``preprocess=True``) is a channel flip and a shift, so a step in raw RGB is the same
+step in the network's input space; :data:`VGG_NOISE` starts from the raw pixels that preprocess to the blog's
+noise, and nothing is clipped, so the ascent is the blog's. For the MNIST CNN (pixels in ``[0, 1]``) use
+:data:`MNIST_NOISE` and the step sizes documented in ``configs/see_the_world.py``.
 
 The step loop is a ``lax.scan``, fully unrolled by default (``AscentConfig.unroll=0``). Measured on this 2-core
 XLA:CPU (trained MNIST CNN, 64 conv1 filters x 20 steps as one vmapped batch): rolled loop 3.0 s per run,
@@ -44,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxfool import xla
+from jaxfool import imagenet, xla
 from jaxfool.explain._common import check_score, class_score
 from jaxfool.models.network import Network, Params, activation_shapes, forward, predict_proba
 
@@ -53,14 +56,22 @@ Objective = Callable[[Array], Array]  # x [H, W, C] -> scalar
 
 
 class Noise(NamedTuple):
-    """Uniform noise ``(U(0, 1) - 0.5) * spread + centre``: the start of every ascent from noise."""
+    """Uniform noise ``(U(0, 1) - 0.5) * spread + centre``: the start of every ascent from noise.
+
+    ``preprocessed``: the noise is the network's input after its own preprocessing (the blog fed it straight
+    into Keras' VGG16, whose conv stack takes caffe-preprocessed BGR): :func:`starts_for` returns the pixels
+    that preprocess to it (``imagenet.deprocess_input``; for VGG16 with ``preprocess=True`` a channel flip and
+    the ImageNet mean added, so red reaches 261.7, outside ``[0, 255]``: the recipes do not clip). Networks
+    without preprocessing inside take the noise as it is.
+    """
 
     centre: float = 128.0
     spread: float = 20.0
+    preprocessed: bool = False
 
 
-#: The study's VGG16 start (pixels in 0..255).
-VGG_NOISE = Noise(128.0, 20.0)
+#: The study's VGG16 start: ``128 +- 10`` in the network's preprocessed input space, as the blog fed it.
+VGG_NOISE = Noise(128.0, 20.0, preprocessed=True)
 #: The same gray-noise idea for pixels in [0, 1]: centre 0.5, spread 20/255 (the study's relative spread).
 MNIST_NOISE = Noise(0.5, 20.0 / 255.0)
 
@@ -480,7 +491,11 @@ def starts_for(net: Network, n: int, ascent: Ascent | AscentConfig, noise: Noise
         raise ValueError(f"fourier=True needs an even image width (the spectrum implies it); got {shape[1]}")
     if ascent.fourier:
         return jax.vmap(lambda k: fourier_init(shape, key=k))(keys)
-    return jax.vmap(lambda k: noise_image(shape, noise, key=k))(keys)
+    starts = jax.vmap(lambda k: noise_image(shape, noise, key=k))(keys)
+    mode = getattr(net.module, "preprocessing", "none")  # VGG16's; other networks preprocess nothing
+    if noise.preprocessed and mode != "none":
+        starts = imagenet.deprocess_input(starts, mode)
+    return starts
 
 
 def visualize_filters(
@@ -495,7 +510,8 @@ def visualize_filters(
         layer: a name in ``net.layer_names``.
         indices: ``[n]`` channel indices of ``layer``.
         ascent: the settings (default ``AscentConfig()``: the study's 20 steps of size 1).
-        noise: the start (default: the study's ``128 +- 10``); ignored when ``starts`` is given.
+        noise: the start (default: the study's ``128 +- 10`` in the network's preprocessed input space, see
+            :class:`Noise`); ignored when ``starts`` is given.
         key: PRNG key for the starts and any random transformations.
         starts: optional ``[n, H, W, C]`` starting images (or spectra).
         image_shape: ``(H, W, C)`` for networks that accept any size (VGG16 without its top).

@@ -112,3 +112,47 @@ def test_batch_size_does_not_change_the_maps(setup):
         explain.score_cam(net, params, x, label, layer="conv1", batch_size=0)
     with pytest.raises(ValueError, match="spatial layer"):
         explain.ablation_cam(net, params, x, label, layer="fc")
+
+
+def test_chunk_loop_runs_the_chunks_up_to_count_and_overlaps_the_last():
+    import jax.numpy as jnp
+
+    from jaxfool.explain._common import chunk_loop
+
+    calls = jnp.arange(10.0)
+    rows = lambda start: jax.lax.dynamic_slice_in_dim(calls, start, 4) + 100  # noqa: E731
+    # chunks start at 0, 4 and min(8, 10 - 4) = 6: every row written, none padded
+    np.testing.assert_array_equal(chunk_loop(rows, 10, 4), np.arange(10) + 100)
+    # count 5: only the chunks covering rows 0-4 run (starts 0, 4); rows 8, 9 are never computed
+    np.testing.assert_array_equal(jax.jit(lambda c: chunk_loop(rows, 10, 4, count=c))(5),
+                                  [100, 101, 102, 103, 104, 105, 106, 107, 0, 0])
+
+
+def test_score_cam_skips_dead_channels_exactly(setup):
+    """Channels forced to 0 after the ReLU (every third of conv1's 64: zero kernel, negative bias) give all-zero
+    masks: Score-CAM scores ``x * 0`` once for all of them; the map equals the un-skipped computation (every
+    channel's pass) and pytorch-grad-cam's."""
+    import jax.numpy as jnp
+
+    from jaxfool.explain.perturbation_cams import score_cam_masks
+    from jaxfool.models.network import forward
+
+    net, params, x, _, _ = setup
+    params = jax.tree_util.tree_map(np.array, params)
+    params["conv1"]["kernel"][..., ::3] = 0.0
+    params["conv1"]["bias"][::3] = -1.0
+    act = forward(net, params, x[None], layers=("conv1",))[1]["conv1"][0]
+    dead = np.asarray(act.max(axis=(0, 1)) == act.min(axis=(0, 1)))
+    # the 22 forced channels are dead (and any the random weights kill); the live ones span several chunks of 5
+    assert dead[::3].all() and (~dead).sum() > 2 * 5
+    twin = torch_mnist_cnn(params)
+    label = int(twin(nchw(x)).argmax())
+    masks = score_cam_masks(act, x.shape[:2])  # every channel's pass, dead ones included
+    scores = forward(net, params, x[None] * masks[..., None])[0][:, label]
+    full = jax.nn.relu(jnp.einsum("hwc,c->hw", act, jax.nn.softmax(scores)))
+    ours = explain.score_cam(net, params, x, label, layer="conv1", upsample=False, batch_size=5)
+    np.testing.assert_allclose(ours, full, rtol=1e-5, atol=1e-6 * float(np.abs(full).max()))
+    cam = pgc.ScoreCAM(model=twin, target_layers=[twin.relu1])
+    cam.batch_size = 16
+    theirs = cam(input_tensor=nchw(x), targets=[ClassifierOutputTarget(label)])[0]
+    np.testing.assert_allclose(_like_pgc(ours, x.shape[:2]), theirs, atol=1e-5)

@@ -232,3 +232,32 @@ def test_filter_and_class_reports_by_hand():
             r["strictly_increasing_of_active"]) == (3, 3, 1, 1, 1)
     c = V.class_report(jnp.array([[0.5, 0.995, 0.99995], [0.1, 0.2, 0.3]]), (0.99, 0.9999))
     assert c["crossing_steps"] == [[1, 2], [-1, -1]] and c["min_final"] == pytest.approx(0.3)
+
+
+def test_vgg_noise_is_the_blogs_noise_at_the_conv_stack_and_the_ascent_is_the_blogs():
+    """The blog fed ``(U - 0.5) * 20 + 128`` straight into VGG16's conv stack and never clipped: with caffe
+    preprocessing inside, the start is the raw image that preprocesses to that noise, and the ascent in raw
+    pixels equals the blog's ascent on the bare network (preprocessing is a flip and a shift)."""
+    from jaxfool.imagenet import preprocess_input
+    from jaxfool.models import forward, vgg16
+
+    raw_net, bare_net = vgg16(include_top=False, preprocess=True), vgg16(include_top=False, preprocess=False)
+    shape, key = (32, 32, 3), jax.random.key(7)
+    params = raw_net.init(key=jax.random.key(0), input_shape=shape)
+    ascent = V.AscentConfig(steps=3, step_size=1.0)
+    raw = V.starts_for(raw_net, 2, ascent, V.VGG_NOISE, key=key, image_shape=shape)
+    bare = V.starts_for(bare_net, 2, ascent, V.VGG_NOISE, key=key, image_shape=shape)
+    first = np.asarray(forward(raw_net, params, raw, layers=("block1_conv1",))[1]["block1_conv1"])
+    np.testing.assert_allclose(
+        first, forward(bare_net, params, bare, layers=("block1_conv1",))[1]["block1_conv1"], rtol=1e-4, atol=1e-3)
+    seen = np.asarray(preprocess_input(raw))  # what the first conv layer receives
+    np.testing.assert_allclose(seen, bare, atol=1e-4)
+    for c in range(3):  # the blog's noise per channel: in [118, 138), mean 128
+        assert 118.0 - 1e-4 <= seen[..., c].min() and seen[..., c].max() < 138.0 + 1e-4
+        assert abs(seen[..., c].mean() - 128.0) < 0.6
+    assert raw[..., 0].max() > 255.0  # red = 128 + 10 + 123.68 at most: outside [0, 255], so no clipping may act
+    ours = V.visualize_filters(raw_net, params, "block1_conv2", [3, 5], ascent, key=key, image_shape=shape)
+    blog = V.visualize_filters(bare_net, params, "block1_conv2", [3, 5], ascent, key=key, image_shape=shape)
+    np.testing.assert_allclose(ours.values, blog.values, rtol=1e-4)
+    np.testing.assert_allclose(preprocess_input(ours.image), blog.image, atol=1e-3)
+    assert np.all(ours.values[:, -1] > ours.values[:, 0])  # the filters' mean activations rose

@@ -88,16 +88,46 @@ def input_gradients(
     return jnp.concatenate([grad(xs[i : i + size]) for i in range(0, n, size)])
 
 
-def chunked(fn, xs: Array, batch_size: int) -> Array:
-    """``fn`` over ``xs [n, ...]`` in chunks of ``batch_size``, concatenated: memory-bounded batches.
+def chunk_loop(fn, n: int, batch_size: int, *, count: Array | int | None = None) -> Array:
+    """``fn(start) -> [size, ...]`` (rows ``start .. start + size``) over ``n`` rows as one ``lax.while_loop``.
 
-    A Python loop (unrolled under ``jit``) rather than ``lax.map``: see :func:`input_gradients`.
+    ``size = min(batch_size, n)``; chunk ``i`` starts at ``min(i * size, n - size)`` (the last chunk overlaps the
+    one before rather than being padded, so every chunk has one static shape), and its rows are written to
+    ``[n, ...]`` at that start. Only the chunks covering the first ``count`` rows (default ``n``; may be traced)
+    run; rows past them stay 0. The loop is what bounds memory: unrolled chunks (a Python loop under ``jit``)
+    are independent, and XLA:CPU's default concurrency-optimised scheduler keeps several in flight at once
+    (VGG16 Score-CAM's 16 chunks of 32 at 224x224 compiled to 6.9 GiB of temporaries, against 0.8 GiB as a
+    loop; or 0.8 GiB unrolled with ``xla_cpu_scheduler_type=CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED``, which a
+    caller's own ``jit`` would not carry). Forward convolutions in the loop body were no slower than unrolled
+    (VGG16, 2 chunks of 32, interleaved on a loaded 2-core machine: 27 s loop, 45 s unrolled, 38 s unrolled with
+    the memory-optimised scheduler); :func:`input_gradients` keeps unrolled chunks for backward passes.
     """
-    return jnp.concatenate([fn(xs[i : i + batch_size]) for i in range(0, xs.shape[0], batch_size)])
+    size = max(1, min(int(batch_size), n))
+    out = jax.eval_shape(fn, jnp.int32(0))
+    if out.shape[0] != size:
+        raise ValueError(f"chunk_loop: fn returned {out.shape[0]} rows for a chunk of {size}")
+    last = (n if count is None else jnp.minimum(count, n)) if n else 0
+    trips = (jnp.asarray(last, jnp.int32) + size - 1) // size
+
+    def body(state):
+        i, buf = state
+        start = jnp.minimum(i * size, n - size)
+        return i + 1, jax.lax.dynamic_update_slice_in_dim(buf, fn(start), start, axis=0)
+
+    buf = jnp.zeros((n, *out.shape[1:]), out.dtype)
+    return jax.lax.while_loop(lambda state: state[0] < trips, body, (jnp.int32(0), buf))[1]
+
+
+def chunked(fn, xs: Array, batch_size: int) -> Array:
+    """``fn`` over ``xs [n, ...]`` in chunks of ``batch_size``: ``[n, ...]``, one chunk in memory at a time
+    (:func:`chunk_loop`)."""
+    size = max(1, min(int(batch_size), xs.shape[0]))
+    return chunk_loop(lambda start: fn(jax.lax.dynamic_slice_in_dim(xs, start, size)), xs.shape[0], size)
 
 
 def class_scores(net: Network, params: Params, xs: Array, label: Array | int, *, score: str,
                  batch_size: int) -> Array:
-    """The class score of each of ``xs [n, H, W, C]``: ``[n]``, ``batch_size`` examples per forward pass."""
+    """The class score of each of ``xs [n, H, W, C]``: ``[n]``, ``batch_size`` examples per forward pass, one
+    pass in memory at a time (:func:`chunk_loop`)."""
     return chunked(lambda chunk: jax.vmap(lambda lg: class_score(lg, label, score))(forward(net, params, chunk)[0]),
                    xs, batch_size)

@@ -10,10 +10,12 @@ input or the activation is perturbed channel by channel, then sum ``sum_c w_c A[
   ``w_c = (score - score_without_c) / score``.
 
 Definitions follow pytorch-grad-cam's ``ScoreCAM`` and ``AblationCAM`` (the tests hold them to it). The c
-perturbed forward passes are one vmapped program in chunks of ``batch_size`` (a Python loop, unrolled under
-``jit``: on XLA:CPU convolutions in a loop body are several times slower). Ablation taps the layer
-(:func:`jaxfool.models.forward_with_taps`), so the layers below it run once, not once per channel: vmapping
-over the taps batches only what depends on them.
+perturbed forward passes are one program: a ``lax.while_loop`` over chunks of ``batch_size`` vmapped passes
+(:func:`jaxfool.explain._common.chunk_loop`), so peak memory is one chunk's activations + the weights, under the
+caller's ``jit`` too (unrolled chunks let XLA:CPU's scheduler keep several in flight). Score-CAM scores the
+all-zero mask of constant channels once and skips their passes (:func:`score_cam_scores`). Ablation taps the
+layer (:func:`jaxfool.models.forward_with_taps`), so the layers below it run once, not once per channel:
+vmapping over the taps batches only what depends on them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxfool import xla
-from jaxfool.explain._common import check_example, check_score, chunked, class_score, class_scores
+from jaxfool.explain._common import check_example, check_score, chunk_loop, chunked, class_score
 from jaxfool.explain.gradcam import RESIZE_METHODS, spatial_layers
 from jaxfool.models.network import Network, Params, forward, forward_with_taps
 
@@ -66,11 +68,42 @@ def _finish(act: Array, weights: Array, relu: bool, size, resize: str) -> Array:
     return cam
 
 
+def score_cam_scores(net: Network, params: Params, x: Array, act: Array, label: Array | int, *, score: str,
+                     batch_size: int) -> Array:
+    """The class score of ``x [H, W, C]`` masked by each of ``act [h, w, c]``'s Score-CAM masks: ``[c]``.
+
+    A channel whose upsampled map is constant has an all-zero mask, so its masked input is ``x * 0`` whatever
+    the channel: that score is computed once (one extra pass of batch 1) and those channels' passes are
+    skipped. The live channels go first (stable order) and a ``while_loop`` runs only the chunks that hold
+    them, building each chunk's masked inputs inside the loop. Peak memory: one chunk's activations
+    (``batch_size`` forward passes) + the weights + the ``c`` upsampled maps (``c * H * W`` floats); the
+    ``c`` masked inputs never exist at once.
+    """
+    c, size = act.shape[-1], x.shape[:2]
+    rows, cols = align_corners_matrix(act.shape[0], size[0]), align_corners_matrix(act.shape[1], size[1])
+    up = jnp.einsum("Hh,hwc,Ww->cHW", rows, act, cols)
+    lo, hi = up.min(axis=(1, 2)), up.max(axis=(1, 2))
+    # hi == lo exactly: every (up - lo) is 0, so the mask is exactly 0 (the masks below are score_cam_masks').
+    live = hi > lo
+    order = jnp.argsort(~live, stable=True)
+    chunk = max(1, min(int(batch_size), c))
+
+    def scores_from(start: Array) -> Array:  # scores of the masked inputs of channels order[start : start + chunk]
+        idx = jax.lax.dynamic_slice_in_dim(order, start, chunk)
+        masks = (up[idx] - lo[idx, None, None]) / (hi - lo + 1e-8)[idx, None, None]
+        logits = forward(net, params, x[None] * masks[..., None])[0]
+        return jax.vmap(lambda lg: class_score(lg, label, score))(logits)
+
+    ranked = chunk_loop(scores_from, c, chunk, count=live.sum())
+    scores = jnp.zeros(c, ranked.dtype).at[order].set(ranked)
+    dead = class_score(forward(net, params, x[None] * 0.0)[0][0], label, score)
+    return jnp.where(live, scores, dead)
+
+
 @functools.partial(xla.jit, static_argnames=("net", "layer", "score", "relu", "size", "resize", "batch_size"))
 def _score_cam(net, params, x, label, *, layer, score, relu, size, resize, batch_size):
     act = forward(net, params, x[None], layers=(layer,))[1][layer][0]
-    masked = x[None] * score_cam_masks(act, x.shape[:2])[..., None]  # [c, H, W, C]
-    scores = class_scores(net, params, masked, label, score=score, batch_size=batch_size)
+    scores = score_cam_scores(net, params, x, act, label, score=score, batch_size=batch_size)
     return _finish(act, jax.nn.softmax(scores), relu, size, resize)
 
 
@@ -132,7 +165,9 @@ def score_cam(
         relu: keep only the positive evidence.
         upsample: resize the map to ``[H, W]`` (``jax.image.resize`` with ``resize``).
         resize: ``"bilinear"``, ``"nearest"`` or ``"bicubic"``.
-        batch_size: masked inputs per forward pass (bounds memory: ``batch_size x`` one input's activations).
+        batch_size: masked inputs per forward pass. Peak memory is about ``batch_size x`` one input's
+            activations + the weights + ``c`` upsampled maps (VGG16 ``block5_conv3`` at 224x224, 32: 0.8 GiB of
+            temporaries + 0.5 GiB of weights); constant channels cost no pass.
     """
     layer = _check(net, params, x, label, layer, score, resize, batch_size)
     return _score_cam(net, params, x, label, layer=layer, score=score, relu=relu,
