@@ -36,8 +36,7 @@ def run(config: Any) -> dict[str, Any]:
     cli.validate(config)
     for label in config.backwork.labels:  # before anything is written
         mnist_cnn().check_class(label)
-    start = time.perf_counter()
-    run_dir = runs.start_run(config, "backwork_mnist")
+    start, run_dir = time.perf_counter(), runs.start_run(config, "backwork_mnist")
     log.info("run folder: %s", run_dir)
 
     data = load_mnist(config.data)
@@ -46,7 +45,8 @@ def run(config: Any) -> dict[str, Any]:
                                            progress=True)
     root, bw = jax.random.key(config.seed), config.backwork
     refs = backwork.reference_activations(net, params, data.train_images, data.train_labels, bw.labels,
-                                          bw.refs_per_label, gap_refs=bw.dense_gap_refs)  # shared by every search
+                                          bw.refs_per_label, gap_refs=bw.dense_gap_refs,
+                                          dense_whole=bw.dense_reference == "whole")  # shared by every search
     result = backwork.run_backwork(net, params, data.train_images, data.train_labels, bw, config.sweep, key=root,
                                    references=refs, progress=True)
 

@@ -75,6 +75,9 @@ class BackworkConfig:
             distance is multiplied, per label, by ``gap(N) / gap(n)``, where ``gap`` is the references' mean
             squared leave-one-out nearest gap per unit, over the label's first ``N`` references and over all
             ``n`` (see :func:`dense_gap`); 1 for a label with at most ``N`` references.
+        dense_reference: how a dense layer's activation is compared with the references: ``"per_unit"`` (the
+            study's: each unit with the nearest value of that unit) or ``"whole"`` (the whole vector with the
+            nearest training example's, as the spatial layers are).
         output_loss: ``"one_minus_p"`` (the study's ``1 - p``) or ``"cross_entropy"`` (``-log p``, the
             default; see :func:`output_cost` for why).
         stop_per_label: stop each label's batch on its own when its least confident input reaches
@@ -99,6 +102,7 @@ class BackworkConfig:
     reset_adam_on_reinit: bool = False
     refs_per_label: int = 0
     dense_gap_refs: Annotated[int, Ge(0)] = 0
+    dense_reference: str = "per_unit"
     output_loss: str = "cross_entropy"
     stop_per_label: bool = False
     labels: tuple[int, ...] = tuple(range(10))
@@ -117,6 +121,11 @@ class BackworkConfig:
                              "references)")
         if not 0 < self.prob_cap_min <= 1 or not 0 < self.reinit_below <= 1:
             raise ValueError("backwork.prob_cap_min and backwork.reinit_below must be in (0, 1]")
+        if self.dense_reference not in ("per_unit", "whole"):
+            raise ValueError(f"backwork.dense_reference={self.dense_reference!r} is not one of per_unit, whole")
+        if self.dense_reference == "whole" and self.dense_gap_refs:
+            raise ValueError("backwork.dense_gap_refs scales the per-unit dense term; with dense_reference=whole "
+                             "set it to 0")
         if self.output_loss not in OUTPUT_LOSSES:
             raise ValueError(f"backwork.output_loss={self.output_loss!r} is not one of {', '.join(OUTPUT_LOSSES)}")
         if not self.labels:
@@ -299,9 +308,9 @@ def _distances(net: Network, params: Params, x: Array, refs: References) -> tupl
     out = {}
     for name in layers:
         a = acts[name]
-        if a.ndim == 2:
+        if a.ndim == 2 and refs.sqnorm[name].shape[-1] == 0:  # dense, per unit (the study's)
             ref = _dense_reference_distance(a, refs.acts[name])
-        else:
+        else:  # spatial, or dense compared whole (dense_reference="whole")
             ref = _spatial_reference_distance(a, refs.acts[name], refs.sqnorm[name])
         out[name] = (ref * refs.scale[name], batch_distance(a))
     return logits, out
@@ -478,6 +487,7 @@ def reference_activations(
     per_label: int = 0,
     *,
     gap_refs: int = 0,
+    dense_whole: bool = False,
     chunk: int = 1000,
 ) -> References:
     """Training activations of every reference layer, stacked over ``targets``: leaves ``[labels, n, ...]``.
@@ -497,6 +507,7 @@ def reference_activations(
         per_label: at most this many examples per label; 0 keeps all.
         gap_refs: 0, or the reference count whose size the dense terms keep: each label's dense ``scale`` is
             ``dense_gap(first gap_refs) / dense_gap(all its references)`` (1 with at most ``gap_refs``).
+        dense_whole: lay dense layers out like spatial ones (compared whole, ``dense_reference="whole"``).
         chunk: images per forward pass.
     """
     if chunk < 1:
@@ -526,7 +537,7 @@ def reference_activations(
     for name in layers:
         shape = acts[name].shape[1:]
         scale[name] = jnp.ones(len(targets), jnp.float32)
-        if len(shape) == 1:  # dense: per unit, its values sorted (see _dense_reference_distance)
+        if len(shape) == 1 and not dense_whole:  # dense: per unit, its values sorted (_dense_reference_distance)
             if gap_refs:
                 scale[name] = jnp.asarray([
                     1.0 if k <= gap_refs else dense_gap(bufs[name][j, :gap_refs]) / dense_gap(bufs[name][j, :k])
@@ -672,7 +683,8 @@ def run_backwork(
     settings = (sweep or BackworkSweepConfig()).settings(config)
     if references is None:
         references = reference_activations(net, params, train_images, train_labels, targets, config.refs_per_label,
-                                           gap_refs=config.dense_gap_refs)
+                                           gap_refs=config.dense_gap_refs,
+                                           dense_whole=config.dense_reference == "whole")
     refs = references
     n_set, n_lab = len(settings), len(targets)
 

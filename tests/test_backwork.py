@@ -265,6 +265,23 @@ def test_dense_gap_refs_scale_the_dense_term_only(trained_mnist, mnist):
     assert grads["fc/reference"][0] == pytest.approx(float(terms["fc/reference"]), rel=1e-5)
 
 
+def test_dense_layer_compared_whole(trained_mnist, mnist):
+    net, params = trained_mnist
+    refs = backwork.reference_activations(net, params, mnist.train_images, mnist.train_labels, (3,), 30,
+                                          dense_whole=True)
+    assert refs.acts["fc"].shape == (1, 30, 1024) and refs.sqnorm["fc"].shape == (1, 30)
+    x = jax.random.uniform(jax.random.key(4), (3, 28, 28, 1))
+    _, gen = forward(net, params, x, layers=("fc",))
+    _, exact = forward(net, params, jnp.asarray(mnist.train_images[mnist.train_labels == 3][:30]), layers=("fc",))
+    # [batch, units, 1]: reference_distance's whole-example form (the nearest training example, all units at once)
+    expected = backwork.reference_distance(gen["fc"][..., None], exact["fc"][..., None])
+    cfg = BackworkConfig(images_per_label=3, dense_reference="whole")
+    hyper = jax.tree.map(lambda a: a[0], cfg.build()[1])
+    terms = backwork.cost_terms(net, params, x, jax.tree.map(lambda a: a[0], refs), jnp.int32(3), hyper)
+    f = cfg.layer_factors[3]
+    assert float(terms["fc/reference"]) == pytest.approx(f * cfg.prev_coeff / float(expected), rel=1e-4)
+
+
 # ------------------------------------------------------------------------------ vmapped step, compile once
 
 
@@ -371,6 +388,7 @@ def test_stopping_freezes_a_finished_label(small_setup, mnist):
         ({"layer_factors": (1.0, 2.0)}, "one factor per layer"),
         ({"max_steps": 0}, "must be >= 1"),
         ({"dense_gap_refs": 1}, "dense_gap_refs must be 0"),
+        ({"dense_reference": "sum"}, "dense_reference='sum' is not one of per_unit, whole"),
     ],
 )
 def test_bad_config_is_a_clear_error(small_setup, mnist, change, message):
