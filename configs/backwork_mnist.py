@@ -12,6 +12,7 @@ import dataclasses
 
 from configs.common import MnistBase
 from jaxfool.backwork import BackworkConfig, BackworkSweepConfig
+from jaxfool.models import mnist_cnn
 
 
 @dataclasses.dataclass
@@ -44,13 +45,22 @@ class Config(MnistBase):
         backwork: the search.
         sweep: optional hyperparameter grid, run as one vmapped program.
         retrain: optional retraining on the generated images.
-        nn_layers_max_train: training digits used for the nearest-neighbour report (0: all).
+        nn_layers_max_train: training digits used for the nearest-neighbour report (0: all; its time grows as
+            their square, most of it in the wide conv layers).
+        nn_layers: the layers the nearest-neighbour report compares on (empty: every reference layer); its summary
+            reads the first.
     """
 
     backwork: BackworkConfig = dataclasses.field(default_factory=BackworkConfig)
     sweep: BackworkSweepConfig = dataclasses.field(default_factory=BackworkSweepConfig)
     retrain: RetrainConfig = dataclasses.field(default_factory=RetrainConfig)
     nn_layers_max_train: int = 10000
+    nn_layers: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        valid = mnist_cnn().layer_names[:-1]
+        if any(name not in valid for name in self.nn_layers):
+            raise ValueError(f"nn_layers={self.nn_layers!r}: each must be one of {', '.join(valid)}")
 
 
 def get_config() -> Config:

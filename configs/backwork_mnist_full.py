@@ -1,15 +1,20 @@
-"""Backwork on full MNIST with every training digit as reference: the fc term's factor lowered 100x.
+"""Backwork on full MNIST with every training digit as reference: the documented full-MNIST settings.
 
 Run:
     python -m experiments.backwork_mnist --config configs/backwork_mnist_full.py \\
         --config.data.source=files --config.data.dir=../shared/data/mnist
 
-The fc reference term compares each of the 1,024 units with the nearest value of that unit among the label's
-training digits. With 5,421-6,742 references per label those gaps shrink and 1 / distance explodes: on the
-same noise inputs its input gradient is 0.54 with 400 references, 6.2 with 1,000 and 125 with all 5,851 of
-label 8 (the class term's: 44), while the spatial terms stay within 10%. Dividing the fc factor by 100 brings
-it back to the scale it had with the subset's 400-1,000 references. Measured on the 0.9925 network: 71 / 80
-inputs reach p >= 0.999, median p 0.99988 (the default config: 42 / 80, median 0.99910).
+Two changes to the study's search, each measured (README, "Full MNIST"):
+
+* ``dense_gap_refs=400``: the fc term compares each unit with the nearest value of that unit among the label's
+  references; with all 5,421-6,742 of them the gaps shrink (the references' own nearest gap is 19-32x smaller
+  than with 400) and ``1 / distance`` outpulls the class term. Its distance is scaled per label by that gap
+  ratio, so the term keeps the size the embedded subset's 400 references give.
+* ``learning_rate=0.03`` (the study's: 0.01) and up to 150 checks: with the fc term fixed, the inputs still
+  rise slowly towards p = 1 (the class term's gradient falls as 1 - p while Adam's second moment remembers the
+  large early gradients); a 3x step reaches p >= 0.999 for all 80 inputs after 89 updates.
+
+The nearest-neighbour check compares in pixel space with all 60,000 training digits.
 """
 
 from configs.backwork_mnist import Config
@@ -18,5 +23,9 @@ from configs.backwork_mnist import get_config as base
 
 def get_config() -> Config:
     config = base()
-    config.backwork.layer_factors = (1e-5, 1e-4, 1e-3, 1e-4, 10.0)
+    config.backwork.dense_gap_refs = 400
+    config.backwork.learning_rate = 0.03
+    config.backwork.max_steps = 150
+    config.nn_layers_max_train = 0
+    config.nn_layers = ("inputs",)
     return config

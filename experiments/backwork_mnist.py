@@ -36,29 +36,30 @@ def run(config: Any) -> dict[str, Any]:
     cli.validate(config)
     for label in config.backwork.labels:  # before anything is written
         mnist_cnn().check_class(label)
-    start = time.perf_counter()
-    run_dir = runs.start_run(config, "backwork_mnist")
+    start, run_dir = time.perf_counter(), runs.start_run(config, "backwork_mnist")
     log.info("run folder: %s", run_dir)
 
     data = load_mnist(config.data)
     net = mnist_cnn()
     params, model_info = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models",
                                            progress=True)
-    root = jax.random.key(config.seed)
-    result = backwork.run_backwork(net, params, data.train_images, data.train_labels, config.backwork, config.sweep,
-                                   key=root, progress=True)
+    root, bw = jax.random.key(config.seed), config.backwork
+    refs = backwork.reference_activations(net, params, data.train_images, data.train_labels, bw.labels,
+                                          bw.refs_per_label, gap_refs=bw.dense_gap_refs,
+                                          dense_whole=bw.dense_reference == "whole")  # shared by every search
+    result = backwork.run_backwork(net, params, data.train_images, data.train_labels, bw, config.sweep, key=root,
+                                   references=refs, progress=True)
 
     metrics: dict[str, Any] = {
-        "data_source": data.source,
-        "data_files": list(data.files),
-        "model_checkpoint": model_info["checkpoint"],
-        "model_trained_now": model_info["trained_now"],
+        "data_source": data.source, "data_files": list(data.files),
+        "model_checkpoint": model_info["checkpoint"], "model_trained_now": model_info["trained_now"],
         "test_accuracy": model_info["test_accuracy"],
-        **result.summary(0, config.backwork.prob_cap_min),
+        "references_per_label": [int((data.train_labels == t).sum()) for t in result.labels],
+        "reference_scale": {k: np.asarray(v).tolist() for k, v in refs.scale.items()},  # 1 but under dense_gap_refs
+        **result.summary(0, bw.prob_cap_min),
         "nearest_neighbour": backwork.nearest_neighbour_report(
             net, params, result.images[0], result.labels, data.train_images, data.train_labels,
-            max_train=config.nn_layers_max_train,
-        ),
+            max_train=config.nn_layers_max_train, layers=config.nn_layers),
     }
     save_grid(result, 0, run_dir / "grid.png", title=f"backwork on {net.name} ({data.source})")
     save_worst_train(net, params, data.train_images, data.train_labels, run_dir / "worst_train.png")
@@ -66,9 +67,9 @@ def run(config: Any) -> dict[str, Any]:
         metrics["sweep"] = []
         for s, setting in enumerate(result.settings):
             save_grid(result, s, run_dir / f"grid_setting{s}.png", title=str(setting))
-            metrics["sweep"].append({"setting": setting, **result.summary(s, config.backwork.prob_cap_min)})
+            metrics["sweep"].append({"setting": setting, **result.summary(s, bw.prob_cap_min)})
     if config.retrain.mode != "none":
-        metrics["retrain"] = retrain(net, params, data, result, config, run_dir, metrics["test_accuracy"],
+        metrics["retrain"] = retrain(net, params, data, result, config, run_dir, metrics["test_accuracy"], refs,
                                      key=jax.random.fold_in(root, RETRAIN))
     metrics["seconds"] = round(time.perf_counter() - start, 1)
     metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux: KiB
@@ -76,7 +77,7 @@ def run(config: Any) -> dict[str, Any]:
     log.info(
         "%d/%d generated images reach p >= %.4g (median p = %.6f) in %s updates; test accuracy %.4f; %.0f s, "
         "peak memory %d MB; %s; %s",
-        metrics["n_at_least_cap"], len(metrics["confidences"]), config.backwork.prob_cap_min,
+        metrics["n_at_least_cap"], len(metrics["confidences"]), bw.prob_cap_min,
         metrics["median_confidence"], metrics["steps"], metrics["test_accuracy"], metrics["seconds"],
         metrics["peak_rss_mb"], data.describe(), run_dir,
     )
@@ -103,14 +104,14 @@ def save_worst_train(net, params, images: np.ndarray, labels: np.ndarray, path: 
     )
 
 
-def retrain(net, params, data, result, config, run_dir: pathlib.Path, accuracy_before: float, *,
+def retrain(net, params, data, result, config, run_dir: pathlib.Path, accuracy_before: float, refs, *,
             key: jax.Array) -> dict[str, Any]:
     """Adds generated images to the training set (soft labels or an 11th class), retrains from scratch and
     measures clean accuracy and what a fresh backwork search reaches on the retrained model."""
     mode, bw = config.retrain.mode, config.backwork
     generated = [result.images[0]]
     for r in range(1, config.retrain.rounds):  # round r's key folds r in; the fresh search below folds in 0
-        extra = backwork.run_backwork(net, params, data.train_images, data.train_labels, bw,
+        extra = backwork.run_backwork(net, params, data.train_images, data.train_labels, bw, references=refs,
                                       key=jax.random.fold_in(key, r), desc=f"backwork round {r + 1}", progress=True)
         generated.append(extra.images[0])
     gen = np.concatenate([g.reshape(-1, *g.shape[2:]) for g in generated])

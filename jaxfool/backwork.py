@@ -32,12 +32,13 @@ import dataclasses
 import functools
 import itertools
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from annotated_types import Ge
 
 from jaxfool import xla
 from jaxfool.data.subsets import stratified_indices
@@ -68,6 +69,15 @@ class BackworkConfig:
             study (which assigned new pixels to the variable and left the optimiser alone).
         refs_per_label: training examples per label whose activations are the reference; 0 (the default, the
             study's) uses every training example of the label.
+        dense_gap_refs: 0 (the study's cost) or ``N >= 2``: make each dense reference term independent of the
+            reference count by giving it the size ``N`` references give. Unit by unit, the nearest of ``n``
+            training values is ever closer as ``n`` grows, so ``1 / distance`` grows with ``n``; the term's
+            distance is multiplied, per label, by ``gap(N) / gap(n)``, where ``gap`` is the references' mean
+            squared leave-one-out nearest gap per unit, over the label's first ``N`` references and over all
+            ``n`` (see :func:`dense_gap`); 1 for a label with at most ``N`` references.
+        dense_reference: how a dense layer's activation is compared with the references: ``"per_unit"`` (the
+            study's: each unit with the nearest value of that unit) or ``"whole"`` (the whole vector with the
+            nearest training example's, as the spatial layers are).
         output_loss: ``"one_minus_p"`` (the study's ``1 - p``) or ``"cross_entropy"`` (``-log p``, the
             default; see :func:`output_cost` for why).
         stop_per_label: stop each label's batch on its own when its least confident input reaches
@@ -91,6 +101,8 @@ class BackworkConfig:
     reinit_below: float = 0.99
     reset_adam_on_reinit: bool = False
     refs_per_label: int = 0
+    dense_gap_refs: Annotated[int, Ge(0)] = 0
+    dense_reference: str = "per_unit"
     output_loss: str = "cross_entropy"
     stop_per_label: bool = False
     labels: tuple[int, ...] = tuple(range(10))
@@ -104,8 +116,16 @@ class BackworkConfig:
             raise ValueError("backwork.num_mono_dec_saves must be >= 2 (it compares that many checked probabilities)")
         if self.refs_per_label == 1 or self.refs_per_label < 0:
             raise ValueError("backwork.refs_per_label must be 0 (every training example) or >= 2")
+        if self.dense_gap_refs == 1 or self.dense_gap_refs < 0:
+            raise ValueError("backwork.dense_gap_refs must be 0 (the study's unscaled cost) or >= 2 (a gap needs two "
+                             "references)")
         if not 0 < self.prob_cap_min <= 1 or not 0 < self.reinit_below <= 1:
             raise ValueError("backwork.prob_cap_min and backwork.reinit_below must be in (0, 1]")
+        if self.dense_reference not in ("per_unit", "whole"):
+            raise ValueError(f"backwork.dense_reference={self.dense_reference!r} is not one of per_unit, whole")
+        if self.dense_reference == "whole" and self.dense_gap_refs:
+            raise ValueError("backwork.dense_gap_refs scales the per-unit dense term; with dense_reference=whole "
+                             "set it to 0")
         if self.output_loss not in OUTPUT_LOSSES:
             raise ValueError(f"backwork.output_loss={self.output_loss!r} is not one of {', '.join(OUTPUT_LOSSES)}")
         if not self.labels:
@@ -181,10 +201,13 @@ class References(NamedTuple):
 
     Spatial layers: ``acts[name]`` is ``[n, d]`` (flattened) and ``sqnorm[name]`` its squared row norms ``[n]``.
     Dense layers: ``acts[name]`` is ``[units, n]``, each row sorted, and ``sqnorm[name]`` is unused (``[0]``).
+    ``scale[name]`` (a scalar) multiplies the layer's reference distance: 1 but for a dense layer under
+    ``dense_gap_refs`` (see :class:`BackworkConfig`).
     """
 
     acts: dict[str, Array]
     sqnorm: dict[str, Array]
+    scale: dict[str, Array]
 
 
 class State(NamedTuple):
@@ -278,6 +301,21 @@ def output_cost(logits: Array, label: Array, loss: str = "cross_entropy") -> Arr
     return jnp.mean(1.0 - jax.nn.softmax(logits)[:, label])
 
 
+def _distances(net: Network, params: Params, x: Array, refs: References) -> tuple[Array, dict[str, tuple[Array, Array]]]:
+    """The logits of ``x: [batch, H, W, C]`` and, per reference layer, ``(reference_k, batch_k)``."""
+    layers = net.layer_names[:-1]
+    logits, acts = forward(net, params, x, layers=layers)
+    out = {}
+    for name in layers:
+        a = acts[name]
+        if a.ndim == 2 and refs.sqnorm[name].shape[-1] == 0:  # dense, per unit (the study's)
+            ref = _dense_reference_distance(a, refs.acts[name])
+        else:  # spatial, or dense compared whole (dense_reference="whole")
+            ref = _spatial_reference_distance(a, refs.acts[name], refs.sqnorm[name])
+        out[name] = (ref * refs.scale[name], batch_distance(a))
+    return logits, out
+
+
 def backwork_cost(
     net: Network,
     params: Params,
@@ -288,17 +326,55 @@ def backwork_cost(
     output_loss: str = "cross_entropy",
 ) -> tuple[Array, Array]:
     """The total backwork cost of one label's batch ``x: [batch, H, W, C]``, and its logits."""
-    layers = net.layer_names[:-1]
-    logits, acts = forward(net, params, x, layers=layers)
+    logits, dists = _distances(net, params, x, refs)
     cost = hyper.layer_factors[-1] * output_cost(logits, label, output_loss)
-    for i, name in enumerate(layers):
-        a = acts[name]
-        if a.ndim == 2:
-            ref = _dense_reference_distance(a, refs.acts[name])
-        else:
-            ref = _spatial_reference_distance(a, refs.acts[name], refs.sqnorm[name])
-        cost += hyper.layer_factors[i] * (hyper.prev_coeff / ref + hyper.sim_coeff / batch_distance(acts[name]))
+    for i, (ref, batch) in enumerate(dists.values()):
+        cost += hyper.layer_factors[i] * (hyper.prev_coeff / ref + hyper.sim_coeff / batch)
     return cost, logits
+
+
+def cost_terms(
+    net: Network,
+    params: Params,
+    x: Array,
+    refs: References,
+    label: Array,
+    hyper: BackworkParams,
+    output_loss: str = "cross_entropy",
+) -> dict[str, Array]:
+    """Each weighted term of :func:`backwork_cost` (they sum to it) for one label's batch ``x: [batch, H, W, C]``.
+
+    Keys: ``"output"``, and per reference layer ``"<layer>/reference"`` (``f_k * prev_coeff / reference_k``)
+    and ``"<layer>/batch"`` (``f_k * sim_coeff / batch_k``).
+    """
+    logits, dists = _distances(net, params, x, refs)
+    terms = {"output": hyper.layer_factors[-1] * output_cost(logits, label, output_loss)}
+    for i, (name, (ref, batch)) in enumerate(dists.items()):
+        terms[f"{name}/reference"] = hyper.layer_factors[i] * hyper.prev_coeff / ref
+        terms[f"{name}/batch"] = hyper.layer_factors[i] * hyper.sim_coeff / batch
+    return terms
+
+
+def term_gradient_norms(
+    net: Network,
+    params: Params,
+    x: Array,
+    refs: References,
+    label: Array,
+    hyper: BackworkParams,
+    output_loss: str = "cross_entropy",
+) -> dict[str, tuple[float, float]]:
+    """``{term: (value, norm of its gradient with respect to x)}`` for one label's batch ``x: [batch, H, W, C]``.
+
+    A diagnostic (one gradient per term, not jitted): Adam normalises the total gradient, so what steers the
+    search is how the terms' gradients compare.
+    """
+    out = {}
+    for name in cost_terms(net, params, x, refs, label, hyper, output_loss):
+        value, grad = jax.value_and_grad(lambda z, n=name: cost_terms(net, params, z, refs, label, hyper,
+                                                                      output_loss)[n])(x)
+        out[name] = (float(value), float(jnp.linalg.norm(grad)))
+    return out
 
 
 # ------------------------------------------------------------------------------------------ one label's step
@@ -410,6 +486,8 @@ def reference_activations(
     targets: Sequence[int],
     per_label: int = 0,
     *,
+    gap_refs: int = 0,
+    dense_whole: bool = False,
     chunk: int = 1000,
 ) -> References:
     """Training activations of every reference layer, stacked over ``targets``: leaves ``[labels, n, ...]``.
@@ -427,6 +505,9 @@ def reference_activations(
         labels: ``[N]`` their labels.
         targets: the labels to collect references for.
         per_label: at most this many examples per label; 0 keeps all.
+        gap_refs: 0, or the reference count whose size the dense terms keep: each label's dense ``scale`` is
+            ``dense_gap(first gap_refs) / dense_gap(all its references)`` (1 with at most ``gap_refs``).
+        dense_whole: lay dense layers out like spatial ones (compared whole, ``dense_reference="whole"``).
         chunk: images per forward pass.
     """
     if chunk < 1:
@@ -451,16 +532,37 @@ def reference_activations(
             m = min(chunk, n - i)
             for k in layers:
                 bufs[k][j, i : i + m] = np.asarray(acts[k]).reshape(chunk, -1)[:m]
-    out, sqnorm = {}, {}
+    out, sqnorm, scale = {}, {}, {}
+    kept = [min(c, n) for c in counts]  # each label's own references, before the padding repeats
     for name in layers:
         shape = acts[name].shape[1:]
-        if len(shape) == 1:  # dense: per unit, its values sorted (see _dense_reference_distance)
+        scale[name] = jnp.ones(len(targets), jnp.float32)
+        if len(shape) == 1 and not dense_whole:  # dense: per unit, its values sorted (_dense_reference_distance)
+            if gap_refs:
+                scale[name] = jnp.asarray([
+                    1.0 if k <= gap_refs else dense_gap(bufs[name][j, :gap_refs]) / dense_gap(bufs[name][j, :k])
+                    for j, k in enumerate(kept)], jnp.float32)
             out[name] = jnp.asarray(np.sort(np.swapaxes(bufs.pop(name), 1, 2), axis=-1))
             sqnorm[name] = jnp.zeros((len(targets), 0))
         else:
             out[name] = jnp.asarray(bufs.pop(name))
             sqnorm[name] = jnp.sum(jnp.square(out[name]), -1)
-    return References(out, sqnorm)
+    return References(out, sqnorm, scale)
+
+
+def dense_gap(acts: np.ndarray) -> float:
+    """Mean squared leave-one-out nearest gap of dense activations ``acts: [n, units]``, unit by unit.
+
+    For each unit, each of the ``n`` values' squared distance to the nearest other value of that unit: the size
+    the dense reference distance has for an input that lies among the references. It shrinks as ``n`` grows
+    (about as ``1 / n^2`` for a smooth density), which is what ``dense_gap_refs`` corrects for.
+    """
+    if len(acts) < 2:
+        raise ValueError(f"dense_gap needs at least 2 examples, got {len(acts)}")
+    gaps = np.diff(np.sort(np.asarray(acts, np.float64), axis=0), axis=0)  # [n - 1, units]
+    inf = np.full((1, gaps.shape[1]), np.inf)
+    nearest = np.minimum(np.concatenate([inf, gaps]), np.concatenate([gaps, inf]))
+    return float(np.mean(np.square(nearest)))
 
 
 class BackworkResult(NamedTuple):
@@ -473,6 +575,9 @@ class BackworkResult(NamedTuple):
         steps: ``[settings, labels]`` Adam updates each label's search took.
         settings: the hyperparameters of each setting.
         labels: the target labels.
+        trajectory: ``[checks, settings, labels, batch]`` the correct-class probability at every check (before
+            that check's re-initialisations): whether an unfinished search was still rising; ``None`` if not
+            recorded.
     """
 
     images: np.ndarray
@@ -481,6 +586,7 @@ class BackworkResult(NamedTuple):
     steps: np.ndarray
     settings: list[dict[str, float]]
     labels: tuple[int, ...]
+    trajectory: np.ndarray | None = None
 
     def summary(self, setting: int = 0, cap: float = 0.999) -> dict[str, Any]:
         """One setting's per-image confidences (label-major), labels, steps and re-initialisations, and how many
@@ -495,6 +601,14 @@ class BackworkResult(NamedTuple):
             "n_at_least_0.9999": int((probs >= 0.9999).sum()),
             "median_confidence": float(np.median(probs)),
             "min_confidence": float(probs.min()),
+            "per_label": [
+                {"label": int(lab), "n_at_least_cap": int((p >= cap).sum()), "n_at_least_0.9999": int((p >= 0.9999).sum()),
+                 "median": float(np.median(p)), "min": float(p.min()), "reinitialised": int(r.sum())}
+                for lab, p, r in zip(self.labels, probs, self.reinitialised[setting], strict=True)
+            ],
+            # the least confident input of each label at every check, label-major: [labels][checks]
+            "min_prob_per_check": (None if self.trajectory is None
+                                   else self.trajectory[:, setting].min(-1).T.round(6).tolist()),
         }
 
 
@@ -540,6 +654,7 @@ def run_backwork(
     sweep: BackworkSweepConfig | None = None,
     *,
     key: Array,
+    references: References | None = None,
     desc: str = "backwork",
     progress: bool = False,
 ) -> BackworkResult:
@@ -553,6 +668,8 @@ def run_backwork(
         config: the search settings.
         sweep: optional grid of hyperparameters, run as one vmapped program.
         key: PRNG key of the initial inputs and of every re-initialisation.
+        references: :func:`reference_activations` for ``config.labels`` (and its ``refs_per_label`` and
+            ``dense_gap_refs``), to reuse across searches on the same network; computed here by default.
         desc: progress-bar label.
         progress: show a progress bar (see :mod:`jaxfool.progress`).
     """
@@ -564,7 +681,11 @@ def run_backwork(
         )
     targets = tuple(net.check_class(t) for t in config.labels)
     settings = (sweep or BackworkSweepConfig()).settings(config)
-    refs = reference_activations(net, params, train_images, train_labels, targets, config.refs_per_label)
+    if references is None:
+        references = reference_activations(net, params, train_images, train_labels, targets, config.refs_per_label,
+                                           gap_refs=config.dense_gap_refs,
+                                           dense_whole=config.dense_reference == "whole")
+    refs = references
     n_set, n_lab = len(settings), len(targets)
 
     init_key, key = jax.random.split(key)
@@ -572,12 +693,14 @@ def run_backwork(
     state = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_set, *a.shape)).copy(), one_setting)
     steps = make_steps(net, spec)
     labels = jnp.asarray(targets, jnp.int32)
+    trajectory = []
     with progress_bar(range(config.max_steps), progress=progress, desc=desc) as bar:
         for _ in bar:
             for _ in range(config.updates_per_check):
                 state = steps.update(params, refs, labels, hypers, state)
             key, check_key = jax.random.split(key)
             state = steps.check(params, labels, state, jax.random.split(check_key, n_lab))
+            trajectory.append(np.asarray(state.prob))
             if not config.stop_per_label:  # a setting's labels stop together, when all are done
                 state = state._replace(done=jnp.broadcast_to(state.done.all(1, keepdims=True), state.done.shape))
             bar.set_postfix(min_p=f"{float(state.prob.min()):.5f}", done=f"{int(state.done.sum())}/{n_set * n_lab}")
@@ -596,34 +719,57 @@ def run_backwork(
         steps=np.asarray(state.steps),
         settings=settings,
         labels=targets,
+        trajectory=np.stack(trajectory),
     )
 
 
-def nearest_distances(queries: np.ndarray, pool: np.ndarray, *, exclude_self: bool = False) -> np.ndarray:
+@functools.partial(xla.jit, static_argnames=("exclude_self",))
+def _nearest_in_chunk(q: Array, p: Array, q_start: Array, p_start: Array, p_valid: Array, exclude_self: bool) -> Array:
+    """``[Q]`` smallest squared distance from each row of ``q: [Q, d]`` to the first ``p_valid`` rows of
+    ``p: [P, d]``; with ``exclude_self``, query ``q_start + i`` skips pool row ``p_start + i`` (itself)."""
+    sq = jnp.sum(jnp.square(q), -1)[:, None] - 2 * q @ p.T + jnp.sum(jnp.square(p), -1)[None]
+    cols = jnp.arange(p.shape[0])
+    sq = jnp.where(cols[None] < p_valid, sq, jnp.inf)
+    if exclude_self:
+        sq = jnp.where((q_start + jnp.arange(q.shape[0]))[:, None] == (p_start + cols)[None], jnp.inf, sq)
+    return jnp.min(sq, axis=1)
+
+
+def nearest_distances(
+    queries: np.ndarray, pool: np.ndarray, *, exclude_self: bool = False, chunk: int = 1024, pool_chunk: int = 8192
+) -> np.ndarray:
     """Euclidean distance from each of ``queries [q, ...]`` to its nearest row of ``pool [n, ...]``.
 
-    With ``exclude_self`` (``queries`` is ``pool``), an example is not its own neighbour.
+    With ``exclude_self`` (``queries`` is ``pool``), an example is not its own neighbour. Computed ``chunk``
+    queries against ``pool_chunk`` pool rows at a time (a running minimum; both padded to one compiled shape), so
+    memory beyond the inputs is ``chunk x pool_chunk`` distances, whatever the pool size (all 60,000 MNIST digits).
     """
-    q = jnp.asarray(queries.reshape(len(queries), -1), jnp.float32)
-    p = jnp.asarray(pool.reshape(len(pool), -1), jnp.float32)
-    out = []
-    for i in range(0, len(q), 1024):  # bounded memory on full MNIST
-        sq = jnp.sum(q[i : i + 1024] ** 2, -1)[:, None] - 2 * q[i : i + 1024] @ p.T + jnp.sum(p**2, -1)[None]
-        if exclude_self:
-            sq = sq.at[jnp.arange(sq.shape[0]), jnp.arange(i, i + sq.shape[0])].set(jnp.inf)
-        out.append(np.sqrt(np.maximum(np.asarray(sq.min(1)), 0.0)))
-    return np.concatenate(out)
+    q = np.asarray(queries, np.float32).reshape(len(queries), -1)
+    p = np.asarray(pool, np.float32).reshape(len(pool), -1)
+    if exclude_self and len(p) < 2:
+        raise ValueError("nearest_distances with exclude_self needs a pool of at least 2 examples")
+    qc, pc = min(chunk, len(q)), min(pool_chunk, len(p))
+    best = np.full(len(q), np.inf, np.float32)
+    for j in range(0, len(p), pc):
+        pj = jnp.asarray(np.pad(p[j : j + pc], ((0, pc - len(p[j : j + pc])), (0, 0))))
+        for i in range(0, len(q), qc):
+            qi = jnp.asarray(np.pad(q[i : i + qc], ((0, qc - len(q[i : i + qc])), (0, 0))))
+            m = np.asarray(_nearest_in_chunk(qi, pj, i, j, len(p) - j, exclude_self))[: len(q) - i]
+            np.minimum(best[i : i + qc], m, out=best[i : i + qc])
+    return np.sqrt(np.maximum(best, 0.0))
 
 
 def nearest_neighbour_report(
     net: Network, params: Params, generated: np.ndarray, labels: Sequence[int], train_images: np.ndarray,
-    train_labels: np.ndarray, *, max_train: int = 0, batch_size: int = 500,
+    train_labels: np.ndarray, *, max_train: int = 0, layers: Sequence[str] = (), batch_size: int = 500,
 ) -> dict[str, Any]:
     """Per layer, the generated inputs' distance to their nearest training example next to the training
     examples' own nearest-neighbour distance (leave-one-out), per label.
 
     Distances are Euclidean, on each reference layer's activations (``inputs`` is pixel space); training
-    examples are compared against all kept training examples (any label).
+    examples are compared against all kept training examples (any label). One layer's training activations
+    are held at a time and the distances are chunked (:func:`nearest_distances`), so memory stays bounded on
+    all 60,000 MNIST digits; time grows as the square of the kept examples.
 
     Args:
         net, params: the network.
@@ -632,6 +778,8 @@ def nearest_neighbour_report(
         train_images: ``[n, H, W, C]``.
         train_labels: ``[n]``.
         max_train: keep this many training examples, stratified by class (0: all).
+        layers: the layers to compare on, the first being the one ``pixel_space_all_exceed`` reads (default: every
+            reference layer, ``inputs`` first).
         batch_size: examples per forward pass (bounds memory).
 
     Returns:
@@ -640,19 +788,24 @@ def nearest_neighbour_report(
     """
     keep = stratified_indices(train_labels, max_train)
     tr_x, tr_y = train_images[keep], train_labels[keep]
-    layers = net.layer_names[:-1]
+    layers = tuple(layers) or net.layer_names[:-1]
+    unknown = [name for name in layers if name not in net.layer_names[:-1]]
+    if unknown:
+        raise ValueError(f"nearest-neighbour layers {unknown} are not reference layers of {net.name}; "
+                         f"choose from {', '.join(net.layer_names[:-1])}")
 
-    def acts(x: np.ndarray) -> dict[str, np.ndarray]:
-        chunks = [activations(net, params, jnp.asarray(x[i : i + batch_size]), layers)
+    def acts(x: np.ndarray, layer: str) -> np.ndarray:
+        chunks = [np.asarray(activations(net, params, jnp.asarray(x[i : i + batch_size]), (layer,))[layer])
                   for i in range(0, len(x), batch_size)]
-        return {k: np.concatenate([np.asarray(c[k]).reshape(len(c[k]), -1) for c in chunks]) for k in layers}
+        return np.concatenate([c.reshape(len(c), -1) for c in chunks])
 
-    gen_acts = acts(generated.reshape(-1, *generated.shape[2:]))
-    tr_acts = acts(tr_x)
+    gen_x = generated.reshape(-1, *generated.shape[2:])
     out: dict[str, Any] = {"train_examples": len(keep), "layers": {}}
     for layer in layers:
-        gen_nn = nearest_distances(gen_acts[layer], tr_acts[layer]).reshape(len(labels), -1)
-        tr_nn = nearest_distances(tr_acts[layer], tr_acts[layer], exclude_self=True)
+        tr_acts = acts(tr_x, layer)
+        gen_nn = nearest_distances(acts(gen_x, layer), tr_acts).reshape(len(labels), -1)
+        tr_nn = nearest_distances(tr_acts, tr_acts, exclude_self=True)
+        del tr_acts
         per_label = []
         for i, lab in enumerate(labels):
             median_train = float(np.median(tr_nn[tr_y == lab]))

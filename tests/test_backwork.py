@@ -217,6 +217,71 @@ def test_all_references_padded_by_repeats_keep_nearest_distances(trained_mnist, 
         assert float(fast) == pytest.approx(float(backwork.reference_distance(gen["fc"], exact["fc"])), rel=1e-5)
 
 
+def test_dense_gap_by_hand():
+    # unit 0: sorted 0, 1, 3, 7 -> nearest other value 1, 1, 2, 4; unit 1: 5, 5, 5, 6 -> 0, 0, 0, 1
+    acts = np.array([[3.0, 5.0], [0.0, 6.0], [7.0, 5.0], [1.0, 5.0]])
+    assert backwork.dense_gap(acts) == pytest.approx((1 + 1 + 4 + 16 + 0 + 0 + 0 + 1) / 8)
+    # more references of the same spread: the gaps shrink as 1 / n^2
+    spread = np.linspace(0, 1, 11)[:, None]
+    assert backwork.dense_gap(spread) / backwork.dense_gap(np.linspace(0, 1, 21)[:, None]) == pytest.approx(4.0)
+
+
+def test_dense_gap_refs_scale_the_dense_term_only(trained_mnist, mnist):
+    net, params = trained_mnist
+    labels, images = mnist.train_labels, mnist.train_images
+    targets = (0, 1)
+    counts = [int((labels == t).sum()) for t in targets]
+    few = min(counts) - 5  # the label with fewer examples still has more than this
+    plain = backwork.reference_activations(net, params, images, labels, targets, 0)
+    refs = backwork.reference_activations(net, params, images, labels, targets, 0, gap_refs=few)
+    np.testing.assert_array_equal(refs.acts["fc"], plain.acts["fc"])
+    for j, t in enumerate(targets):
+        _, fc = forward(net, params, jnp.asarray(images[labels == t]), layers=("fc",))
+        fc = np.asarray(fc["fc"])
+        expected = backwork.dense_gap(fc[:few]) / backwork.dense_gap(fc)  # the label's own, not the padding
+        assert float(refs.scale["fc"][j]) == pytest.approx(expected, rel=1e-4)
+        assert expected > 1  # fewer references, larger gaps
+    assert all(np.all(np.asarray(refs.scale[k]) == 1) for k in ("inputs", "conv0", "conv1"))
+    assert np.all(np.asarray(plain.scale["fc"]) == 1)
+    # at or above a label's count the scale is exactly 1 (the embedded data's 400 per label are unchanged)
+    same = backwork.reference_activations(net, params, images, labels, targets, 0, gap_refs=max(counts))
+    assert np.all(np.asarray(same.scale["fc"]) == 1)
+
+    cfg = BackworkConfig(images_per_label=3)
+    hyper = jax.tree.map(lambda a: a[0], cfg.build()[1])
+    x = jax.random.uniform(jax.random.key(2), (3, 28, 28, 1))
+    one, one_plain = jax.tree.map(lambda a: a[0], refs), jax.tree.map(lambda a: a[0], plain)
+    terms = backwork.cost_terms(net, params, x, one, jnp.int32(0), hyper)
+    terms_plain = backwork.cost_terms(net, params, x, one_plain, jnp.int32(0), hyper)
+    assert float(terms["fc/reference"]) == pytest.approx(float(terms_plain["fc/reference"]) / float(one.scale["fc"]),
+                                                         rel=1e-5)
+    for name in terms:  # every other term is untouched
+        if name != "fc/reference":
+            assert float(terms[name]) == float(terms_plain[name])
+    cost, _ = backwork.backwork_cost(net, params, x, one, jnp.int32(0), hyper)
+    assert float(cost) == pytest.approx(sum(float(v) for v in terms.values()), rel=1e-5)
+    grads = backwork.term_gradient_norms(net, params, x, one, jnp.int32(0), hyper)
+    assert set(grads) == set(terms) and all(g > 0 for _, g in grads.values())
+    assert grads["fc/reference"][0] == pytest.approx(float(terms["fc/reference"]), rel=1e-5)
+
+
+def test_dense_layer_compared_whole(trained_mnist, mnist):
+    net, params = trained_mnist
+    refs = backwork.reference_activations(net, params, mnist.train_images, mnist.train_labels, (3,), 30,
+                                          dense_whole=True)
+    assert refs.acts["fc"].shape == (1, 30, 1024) and refs.sqnorm["fc"].shape == (1, 30)
+    x = jax.random.uniform(jax.random.key(4), (3, 28, 28, 1))
+    _, gen = forward(net, params, x, layers=("fc",))
+    _, exact = forward(net, params, jnp.asarray(mnist.train_images[mnist.train_labels == 3][:30]), layers=("fc",))
+    # [batch, units, 1]: reference_distance's whole-example form (the nearest training example, all units at once)
+    expected = backwork.reference_distance(gen["fc"][..., None], exact["fc"][..., None])
+    cfg = BackworkConfig(images_per_label=3, dense_reference="whole")
+    hyper = jax.tree.map(lambda a: a[0], cfg.build()[1])
+    terms = backwork.cost_terms(net, params, x, jax.tree.map(lambda a: a[0], refs), jnp.int32(3), hyper)
+    f = cfg.layer_factors[3]
+    assert float(terms["fc/reference"]) == pytest.approx(f * cfg.prev_coeff / float(expected), rel=1e-4)
+
+
 # ------------------------------------------------------------------------------ vmapped step, compile once
 
 
@@ -285,6 +350,14 @@ def test_run_is_deterministic_and_in_bounds(small_setup, mnist):
     assert not np.allclose(a.images, c.images)  # the key, and only the key, seeds the search
     assert a.images.min() >= 0.0 and a.images.max() <= 1.0
     assert a.images.shape == (1, 2, 3, 28, 28, 1) and a.probs.shape == (1, 2, 3)
+    # one recorded probability per check; without re-initialisation the last one is the final probability
+    assert a.trajectory.shape == (3, 1, 2, 3)
+    if not a.reinitialised.any():
+        np.testing.assert_allclose(a.trajectory[-1], a.probs, atol=1e-6)
+    summary = a.summary(0)
+    assert [p["label"] for p in summary["per_label"]] == [1, 7]
+    assert sum(p["n_at_least_cap"] for p in summary["per_label"]) == summary["n_at_least_cap"]
+    assert [row[-1] for row in summary["min_prob_per_check"]] == pytest.approx(a.trajectory[-1, 0].min(-1), abs=1e-6)
 
 
 def test_sweep_is_one_program_matching_separate_runs(small_setup, mnist):
@@ -314,6 +387,8 @@ def test_stopping_freezes_a_finished_label(small_setup, mnist):
         ({"images_per_label": 1}, "images_per_label must be >= 2"),
         ({"layer_factors": (1.0, 2.0)}, "one factor per layer"),
         ({"max_steps": 0}, "must be >= 1"),
+        ({"dense_gap_refs": 1}, "dense_gap_refs must be 0"),
+        ({"dense_reference": "sum"}, "dense_reference='sum' is not one of per_unit, whole"),
     ],
 )
 def test_bad_config_is_a_clear_error(small_setup, mnist, change, message):
@@ -329,6 +404,17 @@ def test_nearest_distances_by_hand():
     np.testing.assert_allclose(backwork.nearest_distances(q, pool), [1.0, 4.0], rtol=1e-6)
     np.testing.assert_allclose(backwork.nearest_distances(pool, pool, exclude_self=True),
                                [np.sqrt(10), np.sqrt(10), np.sqrt(73)], rtol=1e-5)
+
+
+def test_nearest_distances_in_chunks_equal_brute_force():
+    rng = np.random.default_rng(0)
+    q, pool = rng.normal(size=(7, 5)), rng.normal(size=(11, 5))
+    brute = np.sqrt(((q[:, None] - pool[None]) ** 2).sum(-1)).min(1)
+    # chunks that divide neither count: the padded rows must not become anyone's neighbour
+    np.testing.assert_allclose(backwork.nearest_distances(q, pool, chunk=3, pool_chunk=4), brute, rtol=1e-4)
+    self_sq = ((pool[:, None] - pool[None]) ** 2).sum(-1) + np.diag(np.full(11, np.inf))
+    np.testing.assert_allclose(backwork.nearest_distances(pool, pool, exclude_self=True, chunk=3, pool_chunk=4),
+                               np.sqrt(self_sq.min(1)), rtol=1e-4)
 
 
 def test_reference_activations_compile_once(trained_mnist, mnist, monkeypatch):

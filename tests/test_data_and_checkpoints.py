@@ -65,6 +65,8 @@ def test_tfds_arrays_are_converted(monkeypatch):
     data = mnist.load_tfds()
     assert data.source == "tfds" and data.train_images.dtype == np.float32
     assert data.train_images.max() == 1.0 and data.test_labels.tolist() == [4, 5]
+    # the summary line and metrics.json name the prepared dataset TFDS read
+    assert mnist.load_tfds("/data/tfds").files == ("/data/tfds/mnist",)
 
 
 def test_checkpoint_round_trip_is_bit_identical_and_refuses_overwrite(tmp_path):

@@ -133,6 +133,11 @@ def test_folder_without_files_and_bad_config_are_clear_errors(tmp_path):
         load_mnist(DataConfig(source="files"))
     with pytest.raises(ValueError, match="is not a folder"):
         load_mnist(DataConfig(source="files", dir=str(tmp_path / "nowhere")))
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match=r"data.tfds_data_dir=.*a_file' is a file; give a folder"):
+        load_mnist(DataConfig(source="tfds", tfds_data_dir=str(tmp_path / "a_file")))
+    with pytest.raises(ValueError, match="data.tfds_data_dir is empty"):
+        load_mnist(DataConfig(source="tfds", tfds_data_dir=" "))
 
 
 @pytest.fixture

@@ -66,7 +66,7 @@ def _digests(images: np.ndarray, labels: np.ndarray) -> list[str]:
 
 def test_tfds_prepares_and_loads_full_mnist_from_loopback(loopback_mnist_url, tmp_path):
     data = load_mnist(DataConfig(source="tfds", tfds_data_dir=str(tmp_path)))
-    assert data.source == "tfds"
+    assert data.source == "tfds" and data.files == (str(tmp_path / "mnist"),)  # what the summary line names
     assert sorted(_QuietHandler.requested) == sorted(f"/{name}.gz" for name in mnist_files.OFFICIAL)
     assert data.train_images.shape == (60000, 28, 28, 1) and data.test_images.shape == (10000, 28, 28, 1)
     assert data.train_images.dtype == np.float32 and data.train_labels.dtype == np.int32

