@@ -5,13 +5,16 @@ in one run: robust accuracy after each attack (parity) and wall-clock time (the 
 AutoAttack's cascade (each on the points every earlier one failed on, success = misclassified inside the ball),
 configured like the authors' standard version (100 steps, 9 targets, 5,000 queries); torchattacks' own
 ``AutoAttack`` class defaults to 10 steps. C&W is compared at one fixed constant (torchattacks has no search)
-with torchattacks' tanh mapping (``box_scale=1``). Writes ``metrics.json`` and ``config.json`` into
+with torchattacks' tanh mapping (``box_scale=1``); DeepFool with torchattacks' clipped step (``box_aware=False``),
+and jaxfool's default box-aware DeepFool beside it. Minimum norms: found counts, medians over the digits both
+fooled and overall medians (``inf`` when under half were fooled). Writes ``metrics.json`` and ``config.json`` into
 ``<workdir>/bench_autoattack/<run>/``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -73,9 +76,16 @@ def torch_min_norm(tnet, x, y, b: Any) -> dict[str, np.ndarray]:
     return out
 
 
-def _median(d: np.ndarray, mask: np.ndarray) -> float | None:
-    found = d[mask & np.isfinite(d)]
-    return float(np.median(found)) if found.size else None
+def _summary(mine: np.ndarray, theirs: np.ndarray, correct: np.ndarray) -> dict[str, Any]:
+    """Found counts, the median over the digits both libraries fooled, and each overall median (``inf`` when
+    under half of the correctly classified digits were fooled)."""
+    both = correct & np.isfinite(mine) & np.isfinite(theirs)
+    med = lambda d: float(np.median(d)) if d.size else None
+    return {"found_jaxfool": int((correct & np.isfinite(mine)).sum()),
+            "found_torchattacks": int((correct & np.isfinite(theirs)).sum()), "n_correct": int(correct.sum()),
+            "both_found": int(both.sum()), "median_both_jaxfool": med(mine[both]),
+            "median_both_torchattacks": med(theirs[both]),
+            "median_jaxfool": med(mine[correct]), "median_torchattacks": med(theirs[correct])}
 
 
 def run(config: Any) -> dict[str, Any]:
@@ -94,6 +104,7 @@ def run(config: Any) -> dict[str, Any]:
 
     with torch.no_grad():
         logit_diff = float(np.abs(tnet(torch_twins.batch(x[:64], y[:64])[0]).numpy() - np.asarray(model(x[:64]))).max())
+    load_start = [round(v, 2) for v in os.getloadavg()]
     comps = autoattack.components("standard", "linf", steps=b.steps, n_queries=b.n_queries)
     jax_seconds, result = [], None
     for repeat in range(b.repeats):  # the first call compiles
@@ -104,6 +115,7 @@ def run(config: Any) -> dict[str, Any]:
     torch_accs, torch_seconds, _ = torch_cascade(tnet, x, y, b)
     metrics: dict[str, Any] = {
         "model": b.model, "n_images": len(x), "eps": b.eps, "torch_threads": torch.get_num_threads(),
+        "load_average_at_start": load_start,  # os.getloadavg(): the times are only benchmarks on a quiet machine
         "logit_max_abs_diff": logit_diff,
         "robust_accuracy": {"jaxfool": result.robust_accuracy, "torchattacks": torch_accs},
         "difference_pp": {k: round(100 * (result.robust_accuracy[k] - torch_accs[k]), 2) for k in torch_accs},
@@ -116,15 +128,15 @@ def run(config: Any) -> dict[str, Any]:
         correct = result.clean_correct
         mine = {
             "deepfool_l2": minimum_norm(model, x, y, method="deepfool", norm="l2", bounds=net.bounds,
-                                                     steps=b.deepfool_steps).distance,
+                                        steps=b.deepfool_steps, box_aware=False).distance,  # torchattacks' step
             "cw_l2": minimum_norm(model, x, y, method="cw", bounds=net.bounds, steps=b.cw_steps,
                                                search_steps=1, initial_const=b.cw_const, box_scale=1.0).distance,
         }
         theirs = torch_min_norm(tnet, x, y, b)
-        metrics["median_l2"] = {k: {"jaxfool": _median(mine[k], correct), "torchattacks": _median(theirs[k], correct),
-                                    "found_jaxfool": int((correct & np.isfinite(mine[k])).sum()),
-                                    "found_torchattacks": int((correct & np.isfinite(theirs[k])).sum())}
-                                for k in mine}
+        metrics["median_l2"] = {k: _summary(mine[k], theirs[k], correct) for k in mine}
+        own = minimum_norm(model, x, y, method="deepfool", norm="l2", bounds=net.bounds, steps=b.deepfool_steps)
+        metrics["median_l2"]["deepfool_l2_box_aware"] = _summary(own.distance, theirs["deepfool_l2"], correct)
+    metrics["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     runs.write_json(run_dir / "metrics.json", metrics)
     log.info("%s", {k: metrics[k] for k in ("robust_accuracy", "difference_pp", "seconds", "jaxfool_over_torchattacks")})
     log.info("minimum norm: %s; run folder %s", metrics.get("median_l2"), run_dir)

@@ -136,6 +136,24 @@ def test_deepfool_on_a_linear_model_steps_exactly_onto_the_boundary_with_oversho
         assert (np.asarray(model(r.x_adv).argmax(-1)) != y).all()
 
 
+def test_deepfool_steps_on_the_free_pixels_when_some_sit_at_a_bound():
+    # Half the pixels at 0 with a negative gradient: clipping removes that half of torchattacks' step, so it only
+    # approaches the boundary (f x (1 - 1.02 * 0.5) per step), while the box-aware step, computed on the free
+    # half, crosses in one step at 1.02 |f| / ||w_free||.
+    w = np.tile(np.float32([-1.0, 1.0]), 6)  # pixel 2i at 0 (w < 0: blocked), pixel 2i + 1 at 0.5 (free)
+    kernel = jnp.asarray(np.stack([np.zeros(12, np.float32), w], 1))
+    model = lambda v: v.reshape(v.shape[0], -1) @ kernel + jnp.array([0.0, -3.3])  # z_1 - z_0 = -0.3 at x
+    x = jnp.asarray(np.tile(np.float32([0.0, 0.5]), 6).reshape(1, 2, 2, 3))
+    f = float(model(x)[0, 1] - model(x)[0, 0])
+    assert f == pytest.approx(-0.3, abs=1e-5)
+    free = np.linalg.norm(w[1::2])
+    r = minimum_norm(model, x, np.array([0]), method="deepfool", bounds=BOUNDS, steps=1)
+    np.testing.assert_allclose(r.distance, [1.02 * 0.3 / free], rtol=1e-4)
+    assert np.asarray(r.x_adv)[0].reshape(-1)[0::2].max() == 0.0
+    stuck = minimum_norm(model, x, np.array([0]), method="deepfool", bounds=BOUNDS, steps=5, box_aware=False)
+    assert np.isinf(stuck.distance).all()  # 5 clipped steps leave f = -0.3 * 0.49**5 < 0
+
+
 def test_vectorised_cw_search_equals_a_per_example_binary_search(tiny):
     model, x, y = tiny
     x, y = x[:4], y[:4]

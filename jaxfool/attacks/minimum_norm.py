@@ -41,16 +41,25 @@ class MinimumNorm(NamedTuple):
 
 def deepfool(
     model, x: Array, label: Array, *, bounds: tuple[float, float], norm: str = "l2", steps: int = 50,
-    overshoot: float = 0.02,
+    overshoot: float = 0.02, box_aware: bool = True,
 ) -> MinimumNorm:
     """DeepFool on one example ``x: [H, W, C]``: step to the nearest linearised boundary until misclassified.
 
     Each step computes the logits' Jacobian, picks the class ``k`` whose linearised boundary is closest
     (``|f_k| / ||w_k||_*``, ``f_k = z_k - z_y``, ``w_k`` its gradient, ``*`` the dual norm) and moves onto it,
     times ``1 + overshoot`` (per step, as torchattacks does), clipped to ``bounds``.
+
+    Args:
+        box_aware: compute each step on the pixels free to move its way (``w_k`` zeroed where the pixel sits at
+            the bound the step pushes it into), so the linearised step lands on the boundary inside the box.
+            ``False`` is torchattacks' step: computed on every pixel, then clipped. On MNIST the clip removes
+            about 30% of each step (background pixels at 0 asked to go negative), so the point only approaches
+            the boundary geometrically (``|f_k|`` x0.3 per step) and whether it ends misclassified is decided
+            by float rounding at ``|f_k| ~ 1e-6`` -- a third of the plain CNN's digits were never "found".
     """
     nrm = get_norm(norm)
     f = lambda v: model(v[None])[0]
+    low, high = bounds
 
     def cond(carry):
         i, v, wrong = carry
@@ -61,6 +70,9 @@ def deepfool(
         z, jac = f(v), jax.jacrev(f)(v)
         fk = z - z[label]
         wk = (jac - jac[label]).reshape(z.shape[0], -1)
+        if box_aware:  # the step moves along +w_k: a pixel at the low bound cannot go down, one at the high, up
+            flat = v.reshape(1, -1)
+            wk = jnp.where(((flat <= low) & (wk < 0)) | ((flat >= high) & (wk > 0)), 0.0, wk)
         dual = jnp.sum(jnp.abs(wk), -1) if norm == "linf" else jnp.sqrt(jnp.sum(wk * wk, -1))
         score = jnp.where(jnp.arange(z.shape[0]) == label, _INF, jnp.abs(fk) / (dual + 1e-12))
         k = score.argmin()
@@ -174,7 +186,8 @@ def minimum_norm(
     model, x: Array, labels: Array, *, method: str = "deepfool", bounds: tuple[float, float], batch_size: int = 500,
     **options,
 ) -> MinimumNorm:
-    """Runs :func:`deepfool` (``options``: ``norm``, ``steps``, ``overshoot``) or :func:`cw_l2` on ``x: [N, H, W, C]``.
+    """Runs :func:`deepfool` (``options``: ``norm``, ``steps``, ``overshoot``, ``box_aware``) or :func:`cw_l2` on
+    ``x: [N, H, W, C]``.
 
     Returns:
         A :class:`MinimumNorm` of ``[N, ...]`` arrays (numpy).
