@@ -27,7 +27,9 @@ train_module = sys.modules["jaxfool.train"]  # the module: jaxfool.train is also
 cache, out, hang_step, hang_save = sys.argv[1], pathlib.Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
 def hang(where):
-    out.with_suffix(".hung").write_text(where)
+    # Written aside and renamed: the test polls for the marker and must never read it half-written.
+    out.with_suffix(".hung-tmp").write_text(where)
+    out.with_suffix(".hung-tmp").rename(out.with_suffix(".hung"))
     time.sleep(600)
 
 make_step = train_module._make_step
