@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxfool.models import activation_shapes, forward, forward_with_taps, logits_fn, mnist_cnn, zero_taps
 from jaxfool.models.layers import max_pool_2x2
@@ -51,3 +52,30 @@ def test_max_pool_2x2_by_hand():
     x = jnp.arange(16.0).reshape(1, 4, 4, 1)
     np.testing.assert_array_equal(max_pool_2x2(x)[0, :, :, 0], [[5.0, 7.0], [13.0, 15.0]])
     assert max_pool_2x2(jnp.zeros((1, 5, 7, 2))).shape == (1, 2, 3, 2)
+
+
+def test_max_pool_gradient_goes_to_the_first_tied_maximum_by_hand():
+    # window 1 ties everywhere, window 2 ties at its second and fourth cells, window 3 has one maximum
+    x = jnp.array([[1.0, 1.0, 0.0, 2.0, 3.0, 0.0], [1.0, 1.0, 1.0, 2.0, 0.0, 0.0]]).reshape(1, 2, 6, 1)
+    grad = jax.grad(lambda v: (max_pool_2x2(v) * jnp.array([1.0, 2.0, 3.0]).reshape(1, 1, 3, 1)).sum())(x)
+    np.testing.assert_array_equal(grad[0, :, :, 0], [[1.0, 0.0, 0.0, 2.0, 3.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize("pool", ["2x2", "3x3_s2"])
+def test_max_pool_gradients_equal_pytorchs_on_tied_inputs(pool):
+    torch = pytest.importorskip("torch")
+    from jaxfool.models.resnet import max_pool_3x3_s2
+
+    # post-ReLU values on a coarse grid: most windows hold tied maxima, zeros among them
+    x = jax.nn.relu(jnp.round(jax.random.normal(jax.random.key(0), (2, 12, 10, 3))))
+    jax_pool, torch_pool = {
+        "2x2": (max_pool_2x2, lambda t: torch.nn.functional.max_pool2d(t, 2)),
+        "3x3_s2": (max_pool_3x3_s2, lambda t: torch.nn.functional.max_pool2d(t, 3, 2, 1)),
+    }[pool]
+    out, vjp = jax.vjp(jax_pool, x)
+    g = jax.random.normal(jax.random.key(1), out.shape)
+    xt = torch.tensor(np.asarray(x).transpose(0, 3, 1, 2), requires_grad=True)
+    out_t = torch_pool(xt)
+    out_t.backward(torch.tensor(np.asarray(g).transpose(0, 3, 1, 2)))
+    np.testing.assert_array_equal(out, out_t.detach().numpy().transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(vjp(g)[0], xt.grad.numpy().transpose(0, 2, 3, 1))
