@@ -50,7 +50,8 @@ class Config:
         mnist: the MNIST CNN (2 conv layers, 28x28x1).
         vgg16: VGG16 (13 conv layers, 224x224x3, batch 1).
         pytorch_grad_cam_site: a folder holding pytorch-grad-cam (``pip install --no-deps --target DIR
-            grad-cam ttach opencv-python-headless``), prepended to ``sys.path``; it is skipped if not importable.
+            grad-cam ttach opencv-python-headless``), prepended to ``sys.path``; default: the environment's (as
+            ``.ci/run`` installs it). It is skipped if not importable.
         seed: seeds the shared random weights and the input.
     """
 
@@ -61,7 +62,7 @@ class Config:
         per_layer_calls=True, score_cam_batch=64))
     vgg16: ModelBench = dataclasses.field(default_factory=lambda: ModelBench(
         occlusion=OcclusionConfig(window=64, stride=32, baseline=0.0, batch_size=12), repeats=2, score_cam_batch=32))
-    pytorch_grad_cam_site: str | None = "/tmp/pgc_site"
+    pytorch_grad_cam_site: str | None = None
     seed: int = 0
 
 

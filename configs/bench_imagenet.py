@@ -19,6 +19,8 @@ class Config:
         workdir: the run folder is ``workdir/bench_imagenet/<run_name or timestamp>``.
         run_name: name of the run folder (default: a timestamp).
         batch_sizes: batches to time.
+        implementations: jaxfool's variants to time, among ``jaxfool_folded`` (batch-norm folded into the
+            convolutions), ``jaxfool_separate`` and ``jaxfool_keras_v1_folded`` (Keras' stride on the 1x1).
         image_size: input height and width (global pooling: any size of at least 32).
         rounds: timing rounds; every case is timed once per round, in turn; the best round is reported.
         torch: time the plain PyTorch ResNet50 (needs PyTorch) with the same weights.
@@ -28,6 +30,7 @@ class Config:
     workdir: str = "runs"
     run_name: str = ""
     batch_sizes: tuple[int, ...] = (1, 8)
+    implementations: tuple[str, ...] = ("jaxfool_folded", "jaxfool_separate", "jaxfool_keras_v1_folded")
     image_size: int = 224
     rounds: int = 5
     torch: bool = True
@@ -36,6 +39,9 @@ class Config:
     def validate(self) -> None:
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise ValueError(f"batch_sizes={self.batch_sizes} must be positive integers, e.g. (1, 8)")
+        known = ("jaxfool_folded", "jaxfool_separate", "jaxfool_keras_v1_folded")
+        if not self.implementations or set(self.implementations) - set(known):
+            raise ValueError(f"implementations={self.implementations} must be a non-empty subset of {known}")
         if self.image_size < 32:
             raise ValueError(f"image_size={self.image_size} is too small for ResNet's five stride-2 steps; use 32+")
         if self.rounds < 1:

@@ -104,6 +104,9 @@ def bench_model(name: str, spec: Any, config: Any) -> dict:
             return pgc(input_tensor=xt.clone().requires_grad_(True), targets=[ClassifierOutputTarget(label)])
 
         t["pytorch_grad_cam_all_layers_one_call"] = median_time(pgc_all, r)
+        # Its hooks stay on every layer and keep a copy of each activation of every later forward pass: on VGG16,
+        # Score-CAM's 512 passes would hold about 30 GB of them.
+        pgc.activations_and_grads.release()
         if spec.score_cam_batch:  # Score-CAM at the last conv layer: one masked forward pass per channel
             last, b = layers[-1], spec.score_cam_batch
             ours_sc = xla.jit(lambda p, v: explain.score_cam(net, p, v, label, layer=last, batch_size=b))

@@ -67,6 +67,7 @@ def run(config: Any) -> dict[str, Any]:
         "jaxfool_separate": (resnet(50, preprocess=False, stride_on="3x3"), params),
         "jaxfool_keras_v1_folded": (resnet(50, preprocess=False, batch_norm="folded"), fold_batch_norm(params)),
     }
+    nets = {impl: nets[impl] for impl in config.implementations}
     model = torch_twins.resnet(50, to_torchvision(params, model="resnet50")).requires_grad_(False) if config.torch else None
     cases: dict[tuple[str, int, str], Any] = {}
     for batch in config.batch_sizes:

@@ -56,11 +56,31 @@ def mnist():
 
 
 @pytest.fixture(scope="session")
-def trained_mnist(mnist):
-    """``(net, params)``: the backwork CNN trained 3 epochs on the embedded data (~96% test accuracy)."""
+def trained_mnist(mnist, tmp_path_factory):
+    """``(net, params)``: the backwork CNN trained 3 epochs on the embedded data (~96% test accuracy).
+
+    Trained once per test run: under pytest-xdist the first worker to need it trains it and saves the parameters
+    (flax msgpack, no pickle) in the run's shared temporary folder, the others read them under a file lock.
+    Training is deterministic on one machine, so every worker holds the same parameters it would have trained.
+    """
+    import fcntl
+
+    from flax import serialization
+
     net = mnist_cnn()
-    params, _ = train(net, mnist.train_images, one_hot(mnist.train_labels, 10), TrainConfig(epochs=3, seed=0))
-    return net, params
+    fit = lambda: train(net, mnist.train_images, one_hot(mnist.train_labels, 10), TrainConfig(epochs=3, seed=0))[0]
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return net, fit()
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every worker of this run
+    saved = shared / "trained_mnist.msgpack"
+    with open(shared / "trained_mnist.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not saved.is_file():
+            tmp = saved.with_suffix(".tmp")
+            tmp.write_bytes(serialization.to_bytes(fit()))
+            tmp.rename(saved)
+        params = serialization.from_bytes(net.init(key=jax.random.key(0)), saved.read_bytes())
+    return net, jax.tree.map(jax.numpy.asarray, params)
 
 
 @pytest.fixture(autouse=True)

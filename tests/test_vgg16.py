@@ -148,11 +148,14 @@ def test_taps_give_gradients_at_conv_layers_from_one_pass():
         return out.sum()
 
     grads = jax.grad(score)(taps)
-    # Gradient at block5_conv3 by hand: d(sum of 2x2 max-pool)/d(input) is the indicator of the window's max,
-    # shared equally between ties (as jnp.max differentiates).
-    act = forward(net, params, x, layers=("block5_conv3",))[1]["block5_conv3"][0]  # [2, 2, 512], one window
-    is_max = (act == act.max(axis=(0, 1))).astype(np.float32)
-    np.testing.assert_allclose(grads["block5_conv3"][0], is_max / is_max.sum(axis=(0, 1)), rtol=1e-6)
+    # Gradient at block5_conv3 by hand: d(sum of 2x2 max-pool)/d(input) is the indicator of the window's first
+    # maximum in row-major order (as in PyTorch and TensorFlow); the dead channels' windows are all tied at 0.
+    act = np.asarray(forward(net, params, x, layers=("block5_conv3",))[1]["block5_conv3"][0])  # [2, 2, 512]
+    flat = act.reshape(4, -1)
+    first = np.zeros_like(flat)
+    first[flat.argmax(axis=0), np.arange(flat.shape[1])] = 1.0  # argmax returns the first maximum
+    assert (flat == flat.max(axis=0)).sum(axis=0).max() > 1  # ties are present, so the rule is exercised
+    np.testing.assert_array_equal(grads["block5_conv3"][0], first.reshape(act.shape))
     assert grads["block3_conv3"].shape == (1, 8, 8, 256) and float(jnp.abs(grads["block3_conv3"]).sum()) > 0
 
 
