@@ -81,6 +81,24 @@ def test_more_apgd_restarts_never_fool_fewer(tiny):
     assert (runs[0].robust >= runs[1].robust).all()  # restart 0 is the same run; later ones only add successes
 
 
+@pytest.mark.parametrize("loss", ["ce", "dlr"])
+def test_apgd_stopped_at_the_first_misclassified_iterate_fools_the_same_points(tiny, loss):
+    model, x, y = tiny
+    run = lambda stop: jax.vmap(lambda xi, yi, k: apgd.apgd_run(
+        model, xi, yi, 0.03, key=k, bounds=BOUNDS, steps=30, loss=loss, stop_when_fooled=stop))(
+        x, y, jax.random.split(jax.random.key(4), len(x)))
+    full, stopped = run(False), run(True)
+    np.testing.assert_array_equal(stopped.fooled, full.fooled)
+    assert 0 < int(full.fooled.sum()) < len(x)
+    fooled = np.asarray(stopped.fooled)
+    assert (np.asarray(model(stopped.x_adv).argmax(-1))[fooled] != y[fooled]).all()
+    assert np.abs(np.asarray(stopped.x_adv) - x).max() <= 0.03 + 1e-6
+    # A stopped example ran fewer steps: its step-size record ends in zeros (never written), a full run's does not.
+    ran = (np.asarray(stopped.step_sizes) > 0).sum(1)
+    assert (ran[fooled] < 30).all() and (ran[~fooled] == 30).all()
+    assert ((np.asarray(full.step_sizes) > 0).sum(1) == 30).all()
+
+
 def test_targeted_attacks_reach_their_targets():
     # Class k's logit sums pixel group k, so raising the target and lowering the true class makes the target top.
     kernel = np.kron(np.eye(4, dtype=np.float32), np.ones((3, 1), np.float32))
