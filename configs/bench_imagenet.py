@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
+IMPLEMENTATIONS = ("jaxfool_folded", "jaxfool_separate", "jaxfool_keras_v1_folded")
+
 
 @dataclasses.dataclass
 class Config:
@@ -30,7 +32,7 @@ class Config:
     workdir: str = "runs"
     run_name: str = ""
     batch_sizes: tuple[int, ...] = (1, 8)
-    implementations: tuple[str, ...] = ("jaxfool_folded", "jaxfool_separate", "jaxfool_keras_v1_folded")
+    implementations: tuple[str, ...] = IMPLEMENTATIONS
     image_size: int = 224
     rounds: int = 5
     torch: bool = True
@@ -39,9 +41,8 @@ class Config:
     def validate(self) -> None:
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise ValueError(f"batch_sizes={self.batch_sizes} must be positive integers, e.g. (1, 8)")
-        known = ("jaxfool_folded", "jaxfool_separate", "jaxfool_keras_v1_folded")
-        if not self.implementations or set(self.implementations) - set(known):
-            raise ValueError(f"implementations={self.implementations} must be a non-empty subset of {known}")
+        if not self.implementations or set(self.implementations) - set(IMPLEMENTATIONS):
+            raise ValueError(f"implementations={self.implementations} must be a non-empty subset of {IMPLEMENTATIONS}")
         if self.image_size < 32:
             raise ValueError(f"image_size={self.image_size} is too small for ResNet's five stride-2 steps; use 32+")
         if self.rounds < 1:

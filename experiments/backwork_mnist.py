@@ -44,9 +44,7 @@ def run(config: Any) -> dict[str, Any]:
     params, model_info = zoo.load_or_train(net, data, config.train, cache_dir=pathlib.Path(config.workdir) / "models",
                                            progress=True)
     root, bw = jax.random.key(config.seed), config.backwork
-    refs = backwork.reference_activations(net, params, data.train_images, data.train_labels, bw.labels,
-                                          bw.refs_per_label, gap_refs=bw.dense_gap_refs,
-                                          dense_whole=bw.dense_reference == "whole")  # shared by every search
+    refs = backwork.config_references(net, params, data.train_images, data.train_labels, bw)  # shared by every search
     result = backwork.run_backwork(net, params, data.train_images, data.train_labels, bw, config.sweep, key=root,
                                    references=refs, progress=True)
 

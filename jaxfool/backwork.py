@@ -550,6 +550,16 @@ def reference_activations(
     return References(out, sqnorm, scale)
 
 
+def config_references(
+    net: Network, params: Params, train_images: np.ndarray, train_labels: np.ndarray, config: BackworkConfig
+) -> References:
+    """:func:`reference_activations` as ``config`` asks for them: its labels, ``refs_per_label``,
+    ``dense_gap_refs`` and ``dense_reference`` (``train_images: [n, H, W, C]``, ``train_labels: [n]``)."""
+    targets = tuple(net.check_class(t) for t in config.labels)
+    return reference_activations(net, params, train_images, train_labels, targets, config.refs_per_label,
+                                 gap_refs=config.dense_gap_refs, dense_whole=config.dense_reference == "whole")
+
+
 def dense_gap(acts: np.ndarray) -> float:
     """Mean squared leave-one-out nearest gap of dense activations ``acts: [n, units]``, unit by unit.
 
@@ -668,8 +678,8 @@ def run_backwork(
         config: the search settings.
         sweep: optional grid of hyperparameters, run as one vmapped program.
         key: PRNG key of the initial inputs and of every re-initialisation.
-        references: :func:`reference_activations` for ``config.labels`` (and its ``refs_per_label`` and
-            ``dense_gap_refs``), to reuse across searches on the same network; computed here by default.
+        references: :func:`config_references` of ``config``, to reuse across searches on the same network;
+            computed here by default.
         desc: progress-bar label.
         progress: show a progress bar (see :mod:`jaxfool.progress`).
     """
@@ -681,11 +691,7 @@ def run_backwork(
         )
     targets = tuple(net.check_class(t) for t in config.labels)
     settings = (sweep or BackworkSweepConfig()).settings(config)
-    if references is None:
-        references = reference_activations(net, params, train_images, train_labels, targets, config.refs_per_label,
-                                           gap_refs=config.dense_gap_refs,
-                                           dense_whole=config.dense_reference == "whole")
-    refs = references
+    refs = config_references(net, params, train_images, train_labels, config) if references is None else references
     n_set, n_lab = len(settings), len(targets)
 
     init_key, key = jax.random.split(key)
@@ -749,11 +755,12 @@ def nearest_distances(
     if exclude_self and len(p) < 2:
         raise ValueError("nearest_distances with exclude_self needs a pool of at least 2 examples")
     qc, pc = min(chunk, len(q)), min(pool_chunk, len(p))
+    # Padded once to whole chunks (the queries are visited once per pool chunk); padded rows are never read back.
+    q_chunks = [jnp.asarray(c) for c in np.split(np.pad(q, ((0, -len(q) % qc), (0, 0))), range(qc, len(q), qc))]
     best = np.full(len(q), np.inf, np.float32)
     for j in range(0, len(p), pc):
         pj = jnp.asarray(np.pad(p[j : j + pc], ((0, pc - len(p[j : j + pc])), (0, 0))))
-        for i in range(0, len(q), qc):
-            qi = jnp.asarray(np.pad(q[i : i + qc], ((0, qc - len(q[i : i + qc])), (0, 0))))
+        for i, qi in zip(range(0, len(q), qc), q_chunks):
             m = np.asarray(_nearest_in_chunk(qi, pj, i, j, len(p) - j, exclude_self))[: len(q) - i]
             np.minimum(best[i : i + qc], m, out=best[i : i + qc])
     return np.sqrt(np.maximum(best, 0.0))

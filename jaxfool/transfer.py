@@ -29,7 +29,6 @@ IMAGENET_MODELS = ("vgg16", "resnet50", "resnet101")
 MEANINGLESS = "**RANDOM WEIGHTS: these numbers are MEANINGLESS.**"
 TITLES = {"fgsm": "FGSM", "ifgsm": "I-FGSM", "mifgsm": "MI-FGSM", "di2fgsm": "DI2-FGSM", "mdi2fgsm": "M-DI2-FGSM"}
 _predict = xla.jit(lambda model, v: model(v).argmax(-1))
-_proba = xla.jit(lambda model, v: jax.nn.softmax(model(v)))
 
 
 def top1(model: Any, x: np.ndarray, *, batch_size: int = 8) -> np.ndarray:
