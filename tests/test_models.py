@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxfool.models import activation_shapes, forward, forward_with_taps, logits_fn, mnist_cnn, zero_taps
-from jaxfool.models.layers import max_pool_2x2
+from jaxfool.models.layers import FEW_CHANNELS, conv2d, max_pool_2x2
 
 
 def test_named_activations_have_the_study_shapes():
@@ -79,3 +79,26 @@ def test_max_pool_gradients_equal_pytorchs_on_tied_inputs(pool):
     out_t.backward(torch.tensor(np.asarray(g).transpose(0, 3, 1, 2)))
     np.testing.assert_array_equal(out, out_t.detach().numpy().transpose(0, 2, 3, 1))
     np.testing.assert_array_equal(vjp(g)[0], xt.grad.numpy().transpose(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize("cin, strides, padding", [
+    (1, (1, 1), ((2, 2), (1, 3))),  # few channels: the patch matmul
+    (3, (1, 1), ((0, 0), (2, 0))),
+    (1, (2, 2), ((1, 1), (2, 2))),  # strided: the convolution's own gradient
+    (8, (1, 1), ((1, 1), (2, 2))),  # wider: the canonical transposed convolution
+])
+def test_conv2d_equals_lax_convolution_in_values_and_both_gradients(cin, strides, padding):
+    kx, kk, kg = jax.random.split(jax.random.key(0), 3)
+    x, kernel = jax.random.normal(kx, (2, 9, 8, cin)), jax.random.normal(kk, (3, 5, cin, 4))
+    lax_conv = lambda v, k: jax.lax.conv_general_dilated(v, k, strides, padding,
+                                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    ours = lambda v, k: conv2d(v, k, strides, padding)
+    np.testing.assert_array_equal(ours(x, kernel), lax_conv(x, kernel))  # undifferentiated: the same op
+    (out, vjp), (ref, ref_vjp) = jax.vjp(ours, x, kernel), jax.vjp(lax_conv, x, kernel)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+    g = jax.random.normal(kg, ref.shape)
+    for got, want in zip(vjp(g), ref_vjp(g)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    # The input gradient of a few-channel stride-1 convolution has no convolution left in it.
+    hlo = jax.jit(jax.grad(lambda v: jnp.sum(ours(v, kernel) ** 2))).lower(x).compile().as_text()
+    assert ("convolution(" in hlo) == (cin > FEW_CHANNELS or strides != (1, 1))
