@@ -29,7 +29,7 @@ class Config:
             turn, so all see the same machine load; the best round of each is reported.
         peak_size: side of the square f32 matmul whose best rate is the machine's peak.
         torch: time PyTorch (if installed) with the same weights.
-        compiler_options: variants timed beside jaxfool's own options (:data:`jaxfool.xla.NO_YNNPACK` on CPU),
+        compiler_options: variants timed beside jaxfool's own options (:data:`jaxfool.xla.YNNPACK_DOTS` on CPU),
             each a string of XLA options ``"xla_name=value;..."`` passed to ``jit(...).lower(...).compile``.
             The defaults: ``""``, XLA's own defaults (on CPU one YNNPACK graph for a forward pass), and
             :data:`jaxfool.xla.PER_LAYER_YNNPACK`, one YNNPACK call per convolution and dense layer.

@@ -5,7 +5,13 @@ convolutions are slower than XLA's own (Eigen) ones: on 2 cores, the MNIST CNN's
 64, 5x5, batch 256) takes 56 ms forward and 124 ms forward+input-gradient with YNNPACK, 29 and 58 ms without;
 PGD-40 on 256 digits x 5 epsilons takes 42 s against 24 s; VGG16 at 224 is no slower without it (forward batch 8
 1.41 -> 1.34 s, batch 1 0.19 -> 0.18 s; a whole-network YNNPACK graph, its default for a forward pass, was the
-slowest of all). ``experiments/bench_attacks.py`` and ``experiments/bench_vgg16.py`` measure the variants.
+slowest of all). Its matmuls are the better ones: XLA's own (Eigen) run a matmul whose right operand is
+transposed -- the input gradient of every dense layer, ``g @ W.T`` -- 2.5-4.5x slower than YNNPACK (the MNIST CNN's
+fc layer at batch 256: 22.5 vs 8.9 ms; VGG16's fc1 at batch 8: 172 vs 38 ms), and are no faster elsewhere
+(forward and weight-gradient matmuls within 6%). So jaxfool's options on CPU, :data:`YNNPACK_DOTS`, keep
+YNNPACK for matmuls only: the MNIST CNN's whole input gradient inside a loop takes 107 ms against 117 ms with no
+YNNPACK and 123 ms for PyTorch (best of 25, one process). ``experiments/bench_attacks.py`` and
+``experiments/bench_vgg16.py`` measure the variants.
 
 The options are per compilation, never global, and only on the CPU backend: :func:`jit` is ``jax.jit`` that adds
 them. It decides the backend at the first call, not at import, so importing jaxfool leaves JAX uninitialised
@@ -28,6 +34,7 @@ except ImportError:
     _find_top_trace = _take_current_trace = None
 
 NO_YNNPACK = {"xla_cpu_experimental_ynn_fusion_type": ""}
+YNNPACK_DOTS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 PER_LAYER_YNNPACK = {
     "xla_cpu_experimental_ynn_fusion_type": (
         "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
@@ -36,8 +43,8 @@ PER_LAYER_YNNPACK = {
 
 
 def cnn_compiler_options(backend: str | None = None) -> dict[str, str]:
-    """The options for ``backend`` (default: JAX's default backend): :data:`NO_YNNPACK` on CPU, else none."""
-    return dict(NO_YNNPACK) if (backend or jax.default_backend()) == "cpu" else {}
+    """The options for ``backend`` (default: JAX's default backend): :data:`YNNPACK_DOTS` on CPU, else none."""
+    return dict(YNNPACK_DOTS) if (backend or jax.default_backend()) == "cpu" else {}
 
 
 class _BackendJit:

@@ -15,8 +15,18 @@ from jaxfool.models import forward, mnist_cnn
 
 
 def test_options_by_backend():
-    assert xla.cnn_compiler_options("cpu") == xla.NO_YNNPACK
+    assert xla.cnn_compiler_options("cpu") == xla.YNNPACK_DOTS
     assert xla.cnn_compiler_options("gpu") == {}
+
+
+def test_cpu_programs_send_matmuls_to_ynnpack_and_keep_convolutions_on_xla():
+    if jax.default_backend() != "cpu":
+        pytest.skip("the options are CPU-only")
+    conv = lambda x: jax.lax.conv_general_dilated(x, jnp.ones((3, 3, 2, 4)), (1, 1), "SAME",
+                                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    f = lambda a, w, x: jnp.tanh(a @ w.T).sum() + conv(x).sum()  # a dense layer's input-gradient form, a conv
+    hlo = xla.jit(f).lower(jnp.ones((8, 16)), jnp.ones((4, 16)), jnp.ones((1, 5, 5, 2))).compile().as_text()
+    assert "ynn_fusion" in hlo and "convolution(" in hlo
 
 
 def test_importing_jaxfool_leaves_jax_uninitialised():
