@@ -74,6 +74,13 @@ def test_auto_attack_respects_ball_and_bounds_and_counts_only_fooled_points(tiny
     assert accs == sorted(accs, reverse=True) and accs[-1] == pytest.approx(r.robust.mean())
 
 
+def test_bucket_sizes_are_few_and_waste_under_a_third_of_a_call():
+    sizes = [autoattack._bucket(n, 500) for n in range(1, 501)]
+    assert sorted(set(sizes)) == [32, 48, 64, 96, 128, 192, 256, 384, 500]
+    assert all(n <= s and (s == 32 or n > s * 2 / 3 or s == 500) for n, s in zip(range(1, 501), sizes))
+    assert autoattack._bucket(83, 500) == 96 and autoattack._bucket(83, 50) == 50
+
+
 def test_more_apgd_restarts_never_fool_fewer(tiny):
     model, x, y = tiny
     runs = [autoattack.auto_attack(model, x, y, eps=0.015, key=jax.random.key(3), bounds=BOUNDS, run_checks=False,
