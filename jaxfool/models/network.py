@@ -186,6 +186,6 @@ def predict_proba(net: Network, params: Params, x: Array, *, batch_size: int = 1
     return jnp.concatenate([_proba(net, params, x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-@functools.partial(xla.jit, static_argnums=0)  # per-layer YNNPACK on CPU: batched inference is a forward pass
+@functools.partial(xla.jit, static_argnums=0)  # jaxfool's CPU options, as every other program
 def _proba(net: Network, params: Params, x: Array) -> Array:
     return jax.nn.softmax(forward(net, params, x)[0])
