@@ -10,8 +10,8 @@ transposed -- the input gradient of every dense layer, ``g @ W.T`` -- 2.5-4.5x s
 fc layer at batch 256: 22.5 vs 8.9 ms; VGG16's fc1 at batch 8: 172 vs 38 ms), and are no faster elsewhere
 (forward and weight-gradient matmuls within 6%). So jaxfool's options on CPU, :data:`YNNPACK_DOTS`, keep
 YNNPACK for matmuls only: the MNIST CNN's whole input gradient inside a loop takes 107 ms against 117 ms with no
-YNNPACK and 123 ms for PyTorch (best of 25, one process). ``experiments/bench_attacks.py`` and
-``experiments/bench_vgg16.py`` measure the variants.
+YNNPACK at all (the option set to ``""``, jaxfool's previous choice) and 123 ms for PyTorch (best of 25, one
+process). ``experiments/bench_attacks.py`` and ``experiments/bench_vgg16.py`` measure the variants.
 
 The options are per compilation, never global, and only on the CPU backend: :func:`jit` is ``jax.jit`` that adds
 them. It decides the backend at the first call, not at import, so importing jaxfool leaves JAX uninitialised
@@ -33,7 +33,6 @@ try:  # jax.extend is JAX's public API for code that builds on its internals
 except ImportError:
     _find_top_trace = _take_current_trace = None
 
-NO_YNNPACK = {"xla_cpu_experimental_ynn_fusion_type": ""}
 YNNPACK_DOTS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 PER_LAYER_YNNPACK = {
     "xla_cpu_experimental_ynn_fusion_type": (
