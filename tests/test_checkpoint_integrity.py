@@ -152,7 +152,9 @@ def test_model_cache_retrains_a_damaged_checkpoint(tmp_path, tiny_data, trained,
     DAMAGE[kind][0](path)
     with caplog.at_level(logging.WARNING, logger="jaxfool.zoo"):
         retrained, info = zoo.load_or_train(mnist_zoo.mnist_mlp(), tiny_data, TINY, cache_dir=tmp_path)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    # jaxfool's own records only: after a failed concurrent read, orbax's unretrieved asyncio tasks log
+    # "Task exception was never retrieved" whenever the garbage collector frees them (this test was flaky).
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("jaxfool")]
     assert len(warnings) == 1 and "\n" not in warnings[0] and "making it again" in warnings[0]
     assert info["trained_now"]
     jax.tree.map(np.testing.assert_array_equal, retrained, params)  # the same training, bit for bit
