@@ -91,8 +91,8 @@ def test_more_apgd_restarts_never_fool_fewer(tiny):
 @pytest.mark.parametrize("loss", ["ce", "dlr"])
 def test_apgd_stopped_at_the_first_misclassified_iterate_fools_the_same_points(tiny, loss):
     model, x, y = tiny
-    run = lambda stop: jax.vmap(lambda xi, yi, k: apgd.apgd_run(
-        model, xi, yi, 0.03, key=k, bounds=BOUNDS, steps=30, loss=loss, stop_when_fooled=stop))(
+    run = lambda stop: jax.jit(jax.vmap(lambda xi, yi, k: apgd.apgd_run(
+        model, xi, yi, 0.03, key=k, bounds=BOUNDS, steps=30, loss=loss, stop_when_fooled=stop)))(
         x, y, jax.random.split(jax.random.key(4), len(x)))
     full, stopped = run(False), run(True)
     np.testing.assert_array_equal(stopped.fooled, full.fooled)
