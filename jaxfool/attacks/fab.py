@@ -12,7 +12,6 @@ the authors' ``fab_projections.py``; the L-inf one bisects its clamp level where
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +19,6 @@ import jax.numpy as jnp
 from jaxfool.attacks.norms import get_norm
 
 Array = jax.Array
-_BIG = 1e12
 
 
 def _inner(u: Array, v: Array) -> Array:
@@ -29,16 +27,38 @@ def _inner(u: Array, v: Array) -> Array:
     return jnp.sum(u * v)
 
 
+def _level(weight: Array, room: Array, need: Array) -> Array:
+    """The ``lam >= 0`` with ``sum_i weight_i * min(lam, room_i) = need`` (``weight, room >= 0``; if ``need`` is
+    out of reach, about ``max(room)``).
+
+    The sum is continuous and increasing in ``lam``, linear between the breakpoints ``room_i``. The authors' code
+    sorts the breakpoints to binary-search the linear piece; this bisects ``lam`` over the bit patterns of
+    non-negative float32 (ordered as the floats are), 31 masked sums, then solves the piece above the bracket's
+    lower end exactly. XLA:CPU sorts slowly: FAB's two projections took 40% of its step on the MNIST CNN.
+    """
+    g = lambda lam: _inner(weight, jnp.minimum(lam, room))
+    as_float = lambda bits: jax.lax.bitcast_convert_type(bits, jnp.float32)
+
+    def bisect(_, bounds):
+        lo, hi = bounds  # g(lo) <= need < g(hi), as float bits
+        mid = lo + (hi - lo) // 2
+        below = g(as_float(mid)) <= need
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+    top = jax.lax.bitcast_convert_type(jnp.max(room).astype(jnp.float32), jnp.int32)
+    lo, _ = jax.lax.fori_loop(0, 31, bisect, (jnp.int32(0), top))
+    free = room > as_float(lo)  # the coordinates not yet at their breakpoint on the root's linear piece
+    slope = _inner(weight, free.astype(room.dtype))
+    lam = (need - _inner(weight, jnp.where(free, 0.0, room))) / jnp.where(slope > 0, slope, 1.0)
+    return jnp.where(slope > 0, jnp.maximum(lam, 0.0), 0.0).astype(room.dtype)
+
+
 def project_linf(t: Array, w: Array, b: Array) -> Array:
     """The L-inf-smallest ``d`` with ``<w, t + d> = b`` and ``t + d`` in ``[0, 1]^n`` (or the closest feasible).
 
-    The authors' ``projection_linf`` sorts the ``n`` breakpoints to binary-search the clamp level ``lam`` (each
-    coordinate moves ``min(lam, room)`` towards the face that lowers ``<w, .>``). The hyperplane is reached where
-    the continuous, increasing ``g(lam) = sum_i |w_i| min(lam, room_i)`` meets the distance to it, so this
-    bisects ``lam`` itself over the bit patterns of non-negative float32 (ordered as the floats are): 30
-    masked sums instead of a sort, which XLA:CPU runs slowly (two projections were 40% of a FAB step on the
-    MNIST CNN). Below the bracket's lower end ``g`` is linear, hence ``lam`` exactly; the result is the
-    reference's to float rounding (ties among the breakpoints, the rule on MNIST, included).
+    Each coordinate moves ``min(lam, room_i)`` towards the face that lowers ``<w, .>`` (``room_i``: its distance
+    to that face), with the smallest ``lam`` that reaches the hyperplane: the authors' ``projection_linf`` to float
+    rounding (ties among the breakpoints, the rule on MNIST, included), without its sort (:func:`_level`).
 
     Args:
         t: ``[n]`` the point, inside ``[0, 1]``.
@@ -50,69 +70,30 @@ def project_linf(t: Array, w: Array, b: Array) -> Array:
     """
     sign = jnp.where(_inner(w, t) - b >= 0, 1.0, -1.0)
     w, b = w * sign, b * sign
-    a = (w < 0).astype(t.dtype)
     moves = w != 0
-    d = (a - t) * moves  # the farthest move: every coordinate to the face that lowers <w, .>
-    room = jnp.abs(d)
-    aw = jnp.abs(w)
+    d = ((w < 0).astype(t.dtype) - t) * moves  # the farthest move: every coordinate to its face
+    room, aw = jnp.abs(d), jnp.abs(w)
     need = _inner(w, t) - b  # >= 0: how far <w, .> must fall
-    reach = _inner(aw, room)  # how far it can fall
-    g = lambda lam: _inner(aw, jnp.minimum(lam, room))
-    as_float = lambda bits: jax.lax.bitcast_convert_type(bits, jnp.float32)
-
-    def bisect(_, bounds):
-        lo, hi = bounds  # g(lo) <= need < g(hi), as float bits
-        mid = lo + (hi - lo) // 2
-        below = g(as_float(mid)) <= need
-        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
-
-    top = jax.lax.bitcast_convert_type(jnp.max(room).astype(jnp.float32), jnp.int32)
-    lo, _ = jax.lax.fori_loop(0, 31, bisect, (jnp.int32(0), top))
-    free = room > as_float(lo)  # the coordinates not yet at their face on the root's linear piece
-    slope = _inner(aw, free.astype(t.dtype))
-    lam = (need - _inner(aw, jnp.where(free, 0.0, room))) / jnp.where(slope > 0, slope, 1.0)
-    lam = jnp.where(slope > 0, jnp.maximum(lam, 0.0), 0.0).astype(t.dtype)
-    clamped = jnp.clip(d, -lam, lam)
-    return jnp.where(need < reach, clamped, d) * moves
+    lam = _level(aw, room, need)
+    return jnp.where(need < _inner(aw, room), jnp.clip(d, -lam, lam), d) * moves
 
 
 def project_l2(t: Array, w: Array, b: Array) -> Array:
-    """The L2-smallest ``d`` with ``<w, t + d> = b`` and ``t + d`` in ``[0, 1]^n``; arguments as :func:`project_linf`."""
-    n = t.shape[0]
+    """The L2-smallest ``d`` with ``<w, t + d> = b`` and ``t + d`` in ``[0, 1]^n``; arguments as :func:`project_linf`.
+
+    ``d = -min(alpha, r_i) w_i``: the step along ``-w`` with each coordinate stopped at its face (at ``alpha =
+    r_i``), the smallest ``alpha`` that reaches the hyperplane (:func:`_level` with weights ``w_i^2``): the
+    authors' ``projection_l2`` to float rounding. Weights under 1e-8 do not move, as there.
+    """
     c = _inner(w, t) - b
     sign = jnp.where(c >= 0, 1.0, -1.0)
     w, c = w * sign, c * sign
-    small = jnp.abs(w) < 1e-8
-    safe_w = jnp.where(small, 1.0, w)
-    r = jnp.clip(jnp.maximum(t / safe_w, (t - 1) / safe_w), -_BIG, _BIG)
-    r = jnp.where(small | (r == -_BIG), _BIG, r)
-    order = jnp.argsort(r)
-    rs = r[order]
-    rs2 = jnp.concatenate([rs[1:], jnp.zeros((1,), r.dtype)])
-    rs = jnp.where(rs == _BIG, 0.0, rs)
-    rs2 = jnp.where(rs2 == _BIG, 0.0, rs2)
-    w3s = (w * w)[order]
-    w5 = jnp.sum(w3s)
-    ws = w5 - jnp.cumsum(w3s)
-    d = -(r * w) * ~small
-    s = jnp.concatenate([-w5 * rs[:1], jnp.cumsum((rs - rs2) * ws) - w5 * rs[0]])
-    c4 = s[0] + c < 0
-    c3 = _inner(d, w) + c > 0
-    c2 = ~(c4 | c3)
-
-    def search(_, bounds):
-        lb, ub = bounds
-        mid = (lb + ub) // 2
-        up = s[mid] + c > 0
-        return jnp.where(up, mid, lb), jnp.where(up, ub, mid)
-
-    lb, _ = jax.lax.fori_loop(0, math.ceil(math.log2(n)), search, (jnp.int32(0), jnp.int32(n - 1)))
-    d_c4 = -(c / w5) * w
-    alpha = jnp.where(ws[lb] == 0, 0.0, (s[lb] + c) / jnp.where(ws[lb] == 0, 1.0, ws[lb]) + rs[lb])
-    beyond = alpha > r
-    d_c2 = jnp.where(beyond, d, -alpha * w)
-    d = jnp.where(c4, d_c4, jnp.where(c2, d_c2, d))
-    return d * ~small
+    moves = jnp.abs(w) >= 1e-8
+    safe_w = jnp.where(moves, w, 1.0)
+    r = jnp.where(moves, jnp.maximum(t / safe_w, (t - 1) / safe_w), 0.0)  # >= 0 inside the box
+    w2 = jnp.where(moves, w * w, 0.0)
+    alpha = _level(w2, r, c)
+    return jnp.where(c < _inner(w2, r), -jnp.minimum(alpha, r), -r) * w * moves
 
 
 def fab(
