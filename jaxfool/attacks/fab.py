@@ -6,7 +6,7 @@ point and the original input onto that hyperplane inside the box, and moves to a
 projections (weight ``alpha <= alpha_max`` on the original, overshoot ``eta``); once misclassified it records
 the point if it is the closest so far and steps back towards the input by ``beta``. The box projections
 (:func:`project_linf`, :func:`project_l2`: exact minimal-norm points of the hyperplane inside ``[0, 1]^d``) follow
-the authors' ``fab_projections.py``; the L-inf one bisects its clamp level where theirs sorts breakpoints.
+the authors' ``fab_projections.py``; both bisect their clamp level where the authors' sort the breakpoints.
 """
 
 from __future__ import annotations
@@ -68,12 +68,12 @@ def project_linf(t: Array, w: Array, b: Array) -> Array:
     Returns:
         ``d: [n]``.
     """
-    sign = jnp.where(_inner(w, t) - b >= 0, 1.0, -1.0)
-    w, b = w * sign, b * sign
+    c = _inner(w, t) - b
+    sign = jnp.where(c >= 0, 1.0, -1.0)
+    w, need = w * sign, c * sign  # need >= 0: how far <w, .> must fall
     moves = w != 0
     d = ((w < 0).astype(t.dtype) - t) * moves  # the farthest move: every coordinate to its face
     room, aw = jnp.abs(d), jnp.abs(w)
-    need = _inner(w, t) - b  # >= 0: how far <w, .> must fall
     lam = _level(aw, room, need)
     return jnp.where(need < _inner(aw, room), jnp.clip(d, -lam, lam), d) * moves
 
